@@ -281,3 +281,45 @@ class HarmonyStreamParser:
             self._open_kind = None
         self._seen_messages = len(messages)
         return events
+
+
+# -- what the model is shown of an execution ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolObservation:
+    """An execution's outputs as the model sees them, independent of the sandbox types.
+
+    The service fills this from a sandbox result; the demo model's training data fills
+    it from outputs computed while generating conversations. Both then go through
+    ``format_tool_output``, so the model is trained on exactly the text it is shown.
+    """
+
+    text: str = ""  # stdout, stderr and plain-text results, in the order they came
+    images: int = 0  # images displayed to the user (matplotlib figures, PIL images)
+    error: str | None = None  # "NameError: name 'x' is not defined", plus a short traceback
+    new_files: tuple[str, ...] = ()  # paths under /mnt/data the code created or changed
+    truncated: bool = False
+    timed_out_after_s: float | None = None
+    notice: str | None = None  # e.g. that the kernel restarted and earlier state is gone
+
+
+def format_tool_output(observation: ToolObservation) -> str:
+    """The python tool's message text for one execution."""
+    parts: list[str] = []
+    if observation.notice:
+        parts.append(f"[{observation.notice}]")
+    if observation.text:
+        parts.append(observation.text.rstrip("\n"))
+    if observation.truncated:
+        parts.append("[output truncated]")
+    parts.extend("[image displayed to the user]" for _ in range(observation.images))
+    if observation.error:
+        parts.append(observation.error.rstrip("\n"))
+    if observation.timed_out_after_s is not None:
+        parts.append(
+            f"[execution interrupted after {observation.timed_out_after_s:g} seconds; "
+            "variables defined before it are kept]"
+        )
+    parts.extend(f"[file saved: {path}]" for path in observation.new_files)
+    return "\n".join(parts) if parts else EMPTY_TOOL_OUTPUT

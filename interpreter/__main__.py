@@ -1,0 +1,59 @@
+"""``python -m interpreter serve``: run the service with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+
+import uvicorn
+
+from interpreter.api.app import create_app
+from interpreter.config import Settings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m interpreter")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", help="default: INTERPRETER_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: INTERPRETER_PORT or 8000")
+    serve.add_argument(
+        "--cleanup-on-exit",
+        action="store_true",
+        help="end every session when the service stops (default: keep them for re-adoption)",
+    )
+    args = parser.parse_args(argv)
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = Settings(**overrides)
+    if (
+        not settings.api_key_set()
+        and not _is_loopback(settings.host)
+        and not settings.dangerously_expose_without_keys
+    ):
+        sys.exit(
+            f"Refusing to listen on {settings.host} without API keys: anyone reaching it could "
+            "run code. Set INTERPRETER_API_KEYS, or bind to 127.0.0.1, or set "
+            "INTERPRETER_DANGEROUSLY_EXPOSE_WITHOUT_KEYS=true if something in front of the "
+            "service authenticates."
+        )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(settings, cleanup_on_exit=args.cleanup_on_exit)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

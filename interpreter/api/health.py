@@ -1,0 +1,61 @@
+"""Liveness, readiness (really runs code) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from interpreter.errors import InterpreterError
+from interpreter.sessions.manager import SessionManager
+
+router = APIRouter(tags=["health"])
+
+READY_CHECK_TIMEOUT_S = 20.0
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> dict[str, Any]:
+    manager: SessionManager = request.app.state.sessions
+    pool = manager.pool
+    return {
+        "status": "ok",
+        "sessions": manager.live_count,
+        "pool": {
+            "ready": pool.ready,
+            "target": pool.size,
+            "consecutive_failures": pool.consecutive_failures,
+            "last_error": pool.last_error,
+        },
+    }
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    """200 only once ``1+1`` really ran in a sandbox. Uses a short-lived session."""
+    manager: SessionManager = request.app.state.sessions
+    try:
+        async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
+            session = await manager.create(owner="__readyz__", ttl_minutes=1)
+            try:
+                result = await manager.execute(session, "1+1", timeout_s=10)
+            finally:
+                await manager.delete(session.id, "__readyz__")
+    except (InterpreterError, TimeoutError) as exc:
+        return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+    value = next((o.data.get("text/plain") for o in result.outputs if hasattr(o, "data")), None)
+    if value != "2":
+        return JSONResponse(
+            {"status": "unavailable", "reason": f"1+1 gave {value!r}"}, status_code=503
+        )
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

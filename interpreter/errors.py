@@ -1,0 +1,70 @@
+"""Domain errors. Deeper layers raise these; ``interpreter.api.errors`` alone turns
+them into HTTP responses in OpenAI's error shape."""
+
+from __future__ import annotations
+
+
+class InterpreterError(Exception):
+    """Base of every error the service reports to a client."""
+
+    status_code = 500
+    error_type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidRequest(InterpreterError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class NotFound(InterpreterError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "not_found"
+
+
+class SessionNotFound(NotFound):
+    pass
+
+
+class SessionExpired(NotFound):
+    code = "container_expired"
+
+
+class FileNotFound(NotFound):
+    pass
+
+
+class PayloadTooLarge(InterpreterError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    code = "file_too_large"
+
+
+class SessionLimitReached(InterpreterError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "session_limit_reached"
+
+    def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class SandboxError(InterpreterError):
+    """The sandbox could not be created or reached."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "sandbox_unavailable"
+
+
+class StorageFull(InterpreterError):
+    status_code = 507
+    error_type = "invalid_request_error"
+    code = "storage_full"

@@ -1,0 +1,186 @@
+"""Sandboxes as hardened Docker containers. The only module that imports ``docker``.
+
+Every container: no network at all, a read-only root filesystem, tmpfs ``/tmp`` and
+``/mnt/data`` with size limits, every capability dropped, no-new-privileges, a pids limit,
+memory (without swap) and CPU limits, a non-root uid. The kernel's ipc sockets and the
+agent's socket live in a per-sandbox host folder bind-mounted at ``/run/sandbox``: the
+service reaches the kernel without any TCP port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from interpreter.errors import SandboxError
+from interpreter.sandboxes.base import SandboxRecord, SandboxSpec
+from interpreter.sandboxes.kernel import connection_info
+
+log = logging.getLogger(__name__)
+
+LABEL_SERVICE = "code-interpreter.service"
+LABEL_SANDBOX = "code-interpreter.sandbox"
+CONTAINER_RUN_DIR = "/run/sandbox"
+SANDBOX_UID = 1000
+
+
+class DockerSandboxBackend:
+    """Creates, lists and destroys sandbox containers on one Docker engine."""
+
+    def __init__(
+        self,
+        *,
+        image: str,
+        run_root: Path,
+        service_name: str,
+        docker_host: str | None = None,
+        preimport: str | None = None,
+    ) -> None:
+        self.image = image
+        self.run_root = run_root
+        self.service_name = service_name
+        self.preimport = preimport
+        self._client = (
+            docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+        )
+        # As root, sandboxes run as uid 1000 and get their folder chowned; otherwise as
+        # our own uid, so that we can reach the sockets the kernel creates.
+        self.uid = SANDBOX_UID if os.geteuid() == 0 else os.getuid()
+        self.gid = SANDBOX_UID if os.geteuid() == 0 else os.getgid()
+
+    def check(self) -> None:
+        """Fail early, with a clear message, when the engine or the image is missing."""
+        try:
+            self._client.ping()
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"the Docker engine does not answer: {exc}") from exc
+        try:
+            self._client.images.get(self.image)
+        except docker.errors.ImageNotFound as exc:
+            raise SandboxError(
+                f"the sandbox image {self.image} is missing; run `make setup` to build it"
+            ) from exc
+
+    async def create(self, spec: SandboxSpec) -> SandboxRecord:
+        return await asyncio.to_thread(self._create, spec)
+
+    def _create(self, spec: SandboxSpec) -> SandboxRecord:
+        sandbox_id = secrets.token_hex(8)
+        run_dir = self.run_root / sandbox_id
+        run_dir.mkdir(parents=True, mode=0o700)
+        key = secrets.token_hex(32)
+        (run_dir / "kernel.json").write_text(
+            json.dumps(connection_info(f"{CONTAINER_RUN_DIR}/kernel", key))
+        )
+        host_file = run_dir / "kernel.host.json"
+        host_file.write_text(json.dumps(connection_info(str(run_dir / "kernel"), key)))
+        if os.geteuid() == 0:
+            for path in (run_dir, run_dir / "kernel.json", host_file):
+                os.chown(path, self.uid, self.gid)
+        labels = {
+            **spec.labels,
+            LABEL_SERVICE: self.service_name,
+            LABEL_SANDBOX: sandbox_id,
+            "code-interpreter.run-dir": str(run_dir),
+        }
+        environment = {}
+        if self.preimport is not None:
+            environment["SANDBOX_PREIMPORT"] = self.preimport
+        try:
+            self._client.containers.run(
+                self.image,
+                detach=True,
+                name=f"{self.service_name}-sandbox-{sandbox_id}",
+                labels=labels,
+                environment=environment,
+                user=f"{self.uid}:{self.gid}",
+                network_mode="none",
+                read_only=True,
+                tmpfs={
+                    "/tmp": "rw,nosuid,nodev,size=256m,mode=1777",
+                    "/mnt/data": (
+                        f"rw,nosuid,nodev,size={spec.data_size_bytes},"
+                        f"uid={self.uid},gid={self.gid},mode=0755"
+                    ),
+                },
+                volumes={str(run_dir): {"bind": CONTAINER_RUN_DIR, "mode": "rw"}},
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                pids_limit=spec.pids_limit,
+                mem_limit=spec.memory_limit_bytes,
+                # Equal to mem_limit: no swap, so a memory hog is killed, not slowed.
+                memswap_limit=spec.memory_limit_bytes,
+                nano_cpus=int(spec.cpus * 1e9),
+                ipc_mode="private",
+            )
+        except docker.errors.DockerException as exc:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise SandboxError(f"could not start a sandbox container: {exc}") from exc
+        return SandboxRecord(sandbox_id, run_dir, host_file, labels, running=True)
+
+    async def destroy(self, sandbox_id: str) -> None:
+        await asyncio.to_thread(self._destroy, sandbox_id)
+
+    def _destroy(self, sandbox_id: str) -> None:
+        for container in self._containers({LABEL_SANDBOX: sandbox_id}):
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        shutil.rmtree(self.run_root / sandbox_id, ignore_errors=True)
+
+    async def list(self) -> list[SandboxRecord]:
+        return await asyncio.to_thread(self._list)
+
+    def _list(self) -> list[SandboxRecord]:
+        records = []
+        for container in self._containers({}):
+            labels = dict(container.labels)
+            sandbox_id = labels[LABEL_SANDBOX]
+            run_dir = Path(labels.get("code-interpreter.run-dir", self.run_root / sandbox_id))
+            records.append(
+                SandboxRecord(
+                    sandbox_id,
+                    run_dir,
+                    run_dir / "kernel.host.json",
+                    labels,
+                    running=container.status == "running",
+                )
+            )
+        return records
+
+    def _containers(self, labels: dict[str, str]) -> list[Container]:
+        filters: dict[str, Any] = {
+            "label": [f"{LABEL_SERVICE}={self.service_name}"]
+            + [f"{k}={v}" for k, v in labels.items()]
+        }
+        try:
+            return list(self._client.containers.list(all=True, filters=filters))
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"the Docker engine does not answer: {exc}") from exc
+
+    async def stats_memory(self, sandbox_id: str) -> int | None:
+        """Current memory use of a sandbox's container, in bytes (for benchmarks)."""
+
+        def read() -> int | None:
+            for container in self._containers({LABEL_SANDBOX: sandbox_id}):
+                stats = container.stats(stream=False)
+                usage = stats.get("memory_stats", {})
+                cache = usage.get("stats", {}).get("cache", 0)
+                return int(usage.get("usage", 0) - cache)
+            return None
+
+        return await asyncio.to_thread(read)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)

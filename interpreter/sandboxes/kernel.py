@@ -1,0 +1,145 @@
+"""A client for one Jupyter kernel over ZMQ ``ipc`` sockets.
+
+One reader task per socket routes every incoming message by ``parent_header.msg_id``
+to whoever sent the request, so late or stray messages never land in the wrong
+execution. Signing and serialisation are jupyter_client's ``Session``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from jupyter_client.session import Session
+
+log = logging.getLogger(__name__)
+
+CHANNEL_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}
+
+
+def connection_info(ip_prefix: str, key: str) -> dict[str, Any]:
+    """A kernel connection file for ipc sockets named ``{ip_prefix}-{port}``."""
+    return {
+        "transport": "ipc",
+        "ip": ip_prefix,
+        "key": key,
+        "signature_scheme": "hmac-sha256",
+        "kernel_name": "python3",
+        **{f"{name}_port": port for name, port in CHANNEL_PORTS.items()},
+    }
+
+
+class KernelConnection:
+    """Shell, control and iopub sockets to one kernel, with message routing."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self._info = info
+        self.session = Session(key=info["key"].encode(), signature_scheme=info["signature_scheme"])
+        self._context = zmq.asyncio.Context()
+        self._sockets: dict[str, zmq.asyncio.Socket] = {}
+        self._routes: dict[str, asyncio.Queue[tuple[str, dict[str, Any]]]] = {}
+        self._readers: list[asyncio.Task[None]] = []
+        #: The kernel's own session id, from its last reply: it changes on restart.
+        self.kernel_session: str | None = None
+
+    def _address(self, name: str) -> str:
+        return f"ipc://{self._info['ip']}-{self._info[f'{name}_port']}"
+
+    def open(self) -> None:
+        for name, kind in (("shell", zmq.DEALER), ("control", zmq.DEALER), ("iopub", zmq.SUB)):
+            sock = self._context.socket(kind)
+            sock.linger = 0
+            if kind == zmq.SUB:
+                sock.setsockopt(zmq.SUBSCRIBE, b"")
+            sock.connect(self._address(name))
+            self._sockets[name] = sock
+            self._readers.append(asyncio.create_task(self._read(name, sock)))
+
+    async def _read(self, channel: str, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            try:
+                frames = await sock.recv_multipart()
+            except (asyncio.CancelledError, zmq.ContextTerminated):
+                return
+            except zmq.ZMQError as exc:
+                log.debug("kernel %s socket closed: %s", channel, exc)
+                return
+            try:
+                _, frames = self.session.feed_identities(frames)
+                msg = self.session.deserialize(frames)
+            except Exception:
+                # A message that fails its signature check is dropped, never trusted.
+                log.warning("dropping an unreadable %s message", channel)
+                continue
+            parent = msg.get("parent_header", {}).get("msg_id")
+            if channel in ("shell", "control"):
+                self.kernel_session = msg["header"].get("session", self.kernel_session)
+            queue = self._routes.get(parent) if parent else None
+            if queue is not None:
+                queue.put_nowait((channel, msg))
+
+    @contextlib.contextmanager
+    def route(self, msg: dict[str, Any]) -> Iterator[asyncio.Queue[tuple[str, dict[str, Any]]]]:
+        """Deliver every message whose parent is ``msg`` to the yielded queue."""
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        msg_id = msg["header"]["msg_id"]
+        self._routes[msg_id] = queue
+        try:
+            yield queue
+        finally:
+            self._routes.pop(msg_id, None)
+
+    def message(self, msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
+        """Build a request (not yet sent), so its route can be opened before it is sent."""
+        return self.session.msg(msg_type, content)
+
+    def post(self, channel: str, msg: dict[str, Any]) -> None:
+        self.session.send(self._sockets[channel], msg)
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        """Wait until the kernel answers ``kernel_info`` on shell *and* iopub.
+
+        Seeing the iopub status for our own request proves the SUB socket is connected;
+        before that, outputs of a first execution could be lost (ZMQ's slow joiner).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            msg = self.message("kernel_info_request", {})
+            with self.route(msg) as queue:
+                self.post("shell", msg)
+                got_reply = got_status = False
+                attempt_end = min(deadline, loop.time() + 0.25)
+                while not (got_reply and got_status):
+                    remaining = attempt_end - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        channel, reply = await asyncio.wait_for(queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                    if channel == "shell":
+                        got_reply = True
+                    elif reply["msg_type"] == "status":
+                        got_status = True
+                if got_reply and got_status:
+                    return
+            if loop.time() >= deadline:
+                raise TimeoutError("the kernel did not answer kernel_info in time")
+
+    async def close(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        for task in self._readers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for sock in self._sockets.values():
+            sock.close(linger=0)
+        self._context.term()
+        self._readers.clear()
+        self._sockets.clear()

@@ -1,0 +1,270 @@
+"""A live sandbox: its kernel and its agent, and the execution loop over both."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from interpreter.errors import SandboxError
+from interpreter.sandboxes.agent import AgentClient
+from interpreter.sandboxes.base import SandboxRecord
+from interpreter.sandboxes.kernel import KernelConnection
+from interpreter.sandboxes.outputs import (
+    ClearOutput,
+    DisplayOutput,
+    ErrorOutput,
+    ExecutionResult,
+    Output,
+    StreamOutput,
+)
+
+log = logging.getLogger(__name__)
+
+OutputCallback = Callable[[Output], Awaitable[None]]
+
+# How long to wait for the kernel to come back from an interrupt before restarting it.
+INTERRUPT_GRACE_S = 3.0
+# Without messages for this long during an execution, ask the agent whether the kernel lives.
+LIVENESS_POLL_S = 0.5
+
+STATE_LOST_NOTICE = (
+    "The Python kernel was restarted before this ran: variables from earlier executions "
+    "are gone. Files in /mnt/data were kept."
+)
+
+
+class OutputCollector:
+    """Accumulates outputs under a size cap, merging stream chunks as they come."""
+
+    def __init__(self, max_bytes: int, on_output: OutputCallback | None) -> None:
+        self.outputs: list[Output] = []
+        self.truncated = False
+        self._budget = max_bytes
+        self._on_output = on_output
+
+    async def add(self, output: Output) -> None:
+        if isinstance(output, ClearOutput):
+            self.outputs.clear()
+        else:
+            size = _size_of(output)
+            if size > self._budget:
+                if self.truncated:
+                    return
+                self.truncated = True
+                output = StreamOutput(
+                    "stderr", "\n[output truncated: the execution printed more than the limit]\n"
+                )
+            else:
+                self._budget -= size
+            last = self.outputs[-1] if self.outputs else None
+            if (
+                isinstance(output, StreamOutput)
+                and isinstance(last, StreamOutput)
+                and last.name == output.name
+            ):
+                self.outputs[-1] = StreamOutput(last.name, last.text + output.text)
+            else:
+                self.outputs.append(output)
+        if self._on_output is not None:
+            await self._on_output(output)
+
+
+def _size_of(output: Output) -> int:
+    if isinstance(output, StreamOutput):
+        return len(output.text)
+    if isinstance(output, DisplayOutput):
+        return sum(len(v) for v in output.data.values())
+    if isinstance(output, ErrorOutput):
+        return sum(len(line) for line in output.traceback) + len(output.evalue)
+    return 0
+
+
+def _display_data(data: dict[str, Any]) -> dict[str, str]:
+    # JSON-valued MIME types (application/json, widgets) are kept as JSON text.
+    return {mime: v if isinstance(v, str) else json.dumps(v) for mime, v in data.items()}
+
+
+class Sandbox:
+    """A connected sandbox. One execution at a time: callers serialise (the session does)."""
+
+    def __init__(self, record: SandboxRecord, *, max_output_bytes: int) -> None:
+        self.record = record
+        self.id = record.id
+        self.max_output_bytes = max_output_bytes
+        info = json.loads(record.connection_file.read_text())
+        self.kernel = KernelConnection(info)
+        self.agent = AgentClient(record.run_dir / "agent.sock")
+        self._kernel_session: str | None = None
+
+    async def connect(self, timeout_s: float = 30.0) -> None:
+        """Open the sockets and wait until the kernel answers on every channel."""
+        self.kernel.open()
+        await self._wait_ready(timeout_s)
+
+    async def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        # The agent's socket appears a moment after the container starts.
+        while not (self.record.run_dir / "agent.sock").exists():
+            if time.monotonic() > deadline:
+                raise SandboxError("the sandbox agent did not start")
+            await asyncio.sleep(0.01)
+        try:
+            await self.kernel.wait_ready(max(0.1, deadline - time.monotonic()))
+        except TimeoutError as exc:
+            raise SandboxError(f"the kernel of sandbox {self.id} did not become ready") from exc
+        self._kernel_session = self.kernel.kernel_session
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        timeout_s: float,
+        on_output: OutputCallback | None = None,
+    ) -> ExecutionResult:
+        """Run ``code`` and collect its outputs; ``on_output`` sees each as it arrives.
+
+        On time-out the kernel is interrupted (state kept); if it does not stop within a
+        grace period it is restarted. If the kernel dies, the agent has already started a
+        new one; the result says so.
+        """
+        started = time.monotonic()
+        collector = OutputCollector(self.max_output_bytes, on_output)
+        msg = self.kernel.message(
+            "execute_request",
+            {
+                "code": code,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+        )
+        with self.kernel.route(msg) as queue:
+            sent_at = time.time()
+            self.kernel.post("shell", msg)
+            try:
+                outcome = await self._collect(queue, collector, started + timeout_s, sent_at)
+                if outcome == "timeout":
+                    await self.agent.interrupt()
+                    outcome = await self._collect(
+                        queue, collector, time.monotonic() + INTERRUPT_GRACE_S, sent_at
+                    )
+                    if outcome == "timeout":
+                        await self.restart()
+                    outcome = "timeout"
+            except asyncio.CancelledError:
+                # The caller went away: stop the code, but keep the kernel's state. The
+                # interrupt must finish even though we are being cancelled.
+                await asyncio.shield(self._interrupt_quietly())
+                raise
+        result = ExecutionResult(
+            status="ok",
+            outputs=collector.outputs,
+            truncated=collector.truncated,
+            duration_s=time.monotonic() - started,
+        )
+        if outcome == "died":
+            result.status = "died"
+            result.kernel_restarted = True
+            error = ErrorOutput(
+                "KernelDied",
+                "The Python kernel died while running this code (most likely it ran out of "
+                "memory) and was restarted: variables are gone, files in /mnt/data were kept.",
+                [],
+            )
+            await collector.add(error)
+            log.info("the kernel of %s died and was restarted", self.id)
+            await self._wait_ready(30.0)
+            return result
+        if outcome == "timeout":
+            result.status = "timeout"
+            return result
+        reply_status, count = outcome
+        result.execution_count = count
+        result.status = "error" if reply_status == "error" else "ok"
+        # A new kernel session means this ran in a fresh kernel: say what was lost.
+        session = self.kernel.kernel_session
+        if self._kernel_session is not None and session != self._kernel_session:
+            result.kernel_restarted = True
+            result.notice = STATE_LOST_NOTICE
+        self._kernel_session = session
+        return result
+
+    async def _died_since(self, sent_at: float) -> bool:
+        """Whether the kernel died after ``sent_at`` (wall clock). A kernel that was replaced
+        earlier, while idle, received the request itself and is still working on it."""
+        status = await self.agent.health()
+        return not status.alive or status.started_at > sent_at
+
+    async def _collect(
+        self,
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]],
+        collector: OutputCollector,
+        deadline: float,
+        sent_at: float,
+    ) -> tuple[str, int | None] | str:
+        """Read messages until the execution ends; return (status, count), 'timeout' or 'died'."""
+        reply: dict[str, Any] | None = None
+        idle = False
+        while reply is None or not idle:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout"
+            if reply is not None:
+                # The reply came but the idle status has not: after a kernel restart the
+                # iopub socket may still be reconnecting. Don't wait long for it.
+                remaining = min(remaining, 0.2)
+            try:
+                channel, msg = await asyncio.wait_for(queue.get(), min(remaining, LIVENESS_POLL_S))
+            except TimeoutError:
+                if reply is not None:
+                    break
+                if await self._died_since(sent_at):
+                    return "died"
+                continue
+            if channel == "shell":
+                reply = msg["content"]
+                continue
+            msg_type = msg["msg_type"]
+            content = msg["content"]
+            if msg_type == "status":
+                idle = content["execution_state"] == "idle"
+            elif msg_type == "stream":
+                await collector.add(StreamOutput(content["name"], content["text"]))
+            elif msg_type == "execute_result":
+                await collector.add(
+                    DisplayOutput(_display_data(content["data"]), content["execution_count"])
+                )
+            elif msg_type in ("display_data", "update_display_data"):
+                await collector.add(DisplayOutput(_display_data(content["data"])))
+            elif msg_type == "error":
+                await collector.add(
+                    ErrorOutput(content["ename"], content["evalue"], content["traceback"])
+                )
+            elif msg_type == "clear_output":
+                await collector.add(ClearOutput())
+        assert reply is not None
+        return (reply["status"], reply.get("execution_count"))
+
+    async def _interrupt_quietly(self) -> None:
+        try:
+            await self.agent.interrupt()
+        except SandboxError:
+            log.warning("could not interrupt the kernel of %s", self.id)
+
+    async def interrupt(self) -> bool:
+        return await self.agent.interrupt()
+
+    async def restart(self) -> None:
+        """A fresh kernel in the same container: variables gone, files kept."""
+        await self.agent.restart()
+        await self._wait_ready(30.0)
+
+    async def close(self) -> None:
+        await self.kernel.close()
+        await self.agent.close()

@@ -1,0 +1,434 @@
+"""The session manager: per-conversation sandboxes with a sliding idle time-to-live.
+
+A session (``cntr_...``) owns one sandbox. Executions in a session run one at a time, in
+arrival order. Each use slides the idle deadline; the reaper ends sessions past it.
+Session metadata is kept in the data folder (not in the sandbox's run folder, which the
+sandbox itself can write), so a restarted service re-adopts live sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from interpreter.config import Settings, parse_size
+from interpreter.errors import (
+    FileNotFound,
+    InvalidRequest,
+    PayloadTooLarge,
+    SandboxError,
+    SessionExpired,
+    SessionLimitReached,
+    SessionNotFound,
+)
+from interpreter.metrics import Metrics
+from interpreter.sandboxes.agent import SandboxFile
+from interpreter.sandboxes.base import SandboxBackend, SandboxSpec
+from interpreter.sandboxes.outputs import ExecutionResult
+from interpreter.sandboxes.sandbox import OutputCallback, Sandbox
+from interpreter.sessions.pool import LABEL_ROLE, SandboxFactory, WarmPool
+
+log = logging.getLogger(__name__)
+
+MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
+DATA_ROOT = "/mnt/data"
+# Names a client may give a file: no path separators, no control characters, no
+# leading dot (which would hide it), and not too long.
+FILE_NAME = re.compile(r"^[^/\\\x00-\x1f\x7f.][^/\\\x00-\x1f\x7f]{0,254}$")
+
+FileSource = Literal["user", "assistant"]
+
+
+@dataclass
+class FileRecord:
+    id: str
+    path: str
+    bytes: int
+    created_at: int
+    source: FileSource
+
+
+@dataclass
+class SessionInfo:
+    """What is persisted about a session."""
+
+    id: str
+    name: str
+    owner: str | None
+    sandbox_id: str
+    created_at: int
+    ttl_s: float
+    memory_limit: str
+    status: Literal["running", "expired", "deleted"] = "running"
+    files: dict[str, FileRecord] = field(default_factory=dict)  # by path
+
+
+class Session:
+    def __init__(self, info: SessionInfo, sandbox: Sandbox) -> None:
+        self.info = info
+        self.sandbox = sandbox
+        self.last_active_at = time.time()
+        self.lock = asyncio.Lock()
+        self.busy = 0
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def touch(self) -> None:
+        self.last_active_at = time.time()
+
+    def expires_at(self) -> float:
+        return self.last_active_at + self.info.ttl_s
+
+
+class SessionManager:
+    def __init__(self, settings: Settings, backend: SandboxBackend, metrics: Metrics) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.metrics = metrics
+        self.factory = SandboxFactory(
+            backend,
+            max_output_bytes=settings.max_output_bytes,
+            ready_timeout_s=settings.kernel_ready_timeout_s,
+            metrics=metrics,
+        )
+        self.pool = WarmPool(
+            self.factory, lambda: self._spec(settings.memory_limit, role="pool"), settings.pool_size
+        )
+        self._sessions: dict[str, Session] = {}
+        self._ended: dict[str, SessionInfo] = {}
+        self._creating = 0
+        self._store = settings.data_dir / "sessions"
+        self._reaper: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._store.mkdir(parents=True, exist_ok=True)
+        await self._readopt()
+        self.pool.start()
+        self._reaper = asyncio.create_task(self._reap_forever())
+
+    async def close(self, *, end_sessions: bool = False) -> None:
+        """Stop background work and destroy the warm pool. Sessions survive (to be
+        re-adopted by the next start) unless ``end_sessions``."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self.pool.close()
+        for session in list(self._sessions.values()):
+            if end_sessions:
+                await self._end(session, "deleted")
+            else:
+                await session.sandbox.close()
+        self._sessions.clear()
+
+    async def _readopt(self) -> None:
+        """Reconnect to sessions whose containers still run; remove every other sandbox."""
+        infos: dict[str, SessionInfo] = {}
+        for path in self._store.glob("cntr_*.json"):
+            info = _load_info(path)
+            if info is None:
+                continue
+            if info.status == "running":
+                infos[info.sandbox_id] = info
+            else:
+                self._ended[info.id] = info
+        for record in await self.backend.list():
+            info = infos.pop(record.id, None)
+            if info is None or not record.running:
+                log.info("removing orphaned sandbox %s", record.id)
+                await self.backend.destroy(record.id)
+                if info is not None:
+                    self._mark_ended(info, "expired")
+                continue
+            sandbox = Sandbox(record, max_output_bytes=self.settings.max_output_bytes)
+            try:
+                await sandbox.connect(self.settings.kernel_ready_timeout_s)
+            except SandboxError:
+                await sandbox.close()
+                await self.backend.destroy(record.id)
+                self._mark_ended(info, "expired")
+                continue
+            self._sessions[info.id] = Session(info, sandbox)
+            log.info("re-adopted session %s", info.id)
+        for info in infos.values():  # their containers are gone
+            self._mark_ended(info, "expired")
+        self.metrics.live_sessions.set(len(self._sessions))
+
+    # -- sessions --------------------------------------------------------------------
+
+    def _spec(self, memory_limit: str, role: str) -> SandboxSpec:
+        return SandboxSpec(
+            memory_limit_bytes=parse_size(memory_limit),
+            cpus=self.settings.cpus,
+            pids_limit=self.settings.pids_limit,
+            data_size_bytes=parse_size(self.settings.data_size),
+            labels={LABEL_ROLE: role},
+        )
+
+    async def create(
+        self,
+        *,
+        owner: str | None,
+        name: str = "",
+        ttl_minutes: float | None = None,
+        memory_limit: str | None = None,
+    ) -> Session:
+        memory_limit = (memory_limit or self.settings.memory_limit).lower()
+        if memory_limit not in MEMORY_LIMITS:
+            raise InvalidRequest(
+                f"memory_limit must be one of {', '.join(MEMORY_LIMITS)}", param="memory_limit"
+            )
+        if parse_size(memory_limit) > parse_size(self.settings.max_memory_limit):
+            raise InvalidRequest(
+                f"memory_limit {memory_limit} is above this server's maximum, "
+                f"{self.settings.max_memory_limit}",
+                param="memory_limit",
+            )
+        ttl_minutes = self.settings.idle_ttl_minutes if ttl_minutes is None else ttl_minutes
+        if not 0 < ttl_minutes <= self.settings.max_idle_ttl_minutes:
+            raise InvalidRequest(
+                f"expires_after.minutes must be above 0 and at most "
+                f"{self.settings.max_idle_ttl_minutes:g}",
+                param="expires_after.minutes",
+            )
+        if len(self._sessions) + self._creating >= self.settings.max_sessions:
+            raise SessionLimitReached(
+                f"This server holds its maximum of {self.settings.max_sessions} live "
+                "containers. Delete one or retry later.",
+            )
+        self._creating += 1
+        try:
+            sandbox = self.pool.claim() if memory_limit == self.settings.memory_limit else None
+            source = "pool" if sandbox else "cold"
+            if sandbox is None:
+                sandbox = await self.factory.start(self._spec(memory_limit, role="session"))
+        finally:
+            self._creating -= 1
+        self.metrics.claims.labels(source).inc()
+        info = SessionInfo(
+            id="cntr_" + secrets.token_hex(16),
+            name=name,
+            owner=owner,
+            sandbox_id=sandbox.id,
+            created_at=int(time.time()),
+            ttl_s=ttl_minutes * 60.0,
+            memory_limit=memory_limit,
+        )
+        session = Session(info, sandbox)
+        self._sessions[info.id] = session
+        self._save(info)
+        self.metrics.live_sessions.set(len(self._sessions))
+        return session
+
+    def get(self, session_id: str, owner: str | None) -> Session:
+        session = self._sessions.get(session_id)
+        if session is not None and session.info.owner == owner:
+            return session
+        ended = self._ended.get(session_id)
+        if ended is not None and ended.owner == owner and ended.status == "expired":
+            raise SessionExpired(
+                f"Container {session_id} expired after {ended.ttl_s / 60:g} idle minutes; "
+                "its memory and files are gone. Create a new container."
+            )
+        # Another owner's session is reported exactly like a missing one.
+        raise SessionNotFound(f"No container found with id '{session_id}'.")
+
+    def list(self, owner: str | None) -> list[Session]:
+        return sorted(
+            (s for s in self._sessions.values() if s.info.owner == owner),
+            key=lambda s: (s.info.created_at, s.id),
+        )
+
+    async def delete(self, session_id: str, owner: str | None) -> None:
+        session = self.get(session_id, owner)
+        await self._end(session, "deleted")
+
+    async def _end(self, session: Session, status: Literal["expired", "deleted"]) -> None:
+        self._sessions.pop(session.id, None)
+        self.metrics.live_sessions.set(len(self._sessions))
+        await session.sandbox.close()
+        await self.backend.destroy(session.sandbox.id)
+        self._mark_ended(session.info, status)
+
+    def _mark_ended(self, info: SessionInfo, status: Literal["expired", "deleted"]) -> None:
+        info.status = status
+        self._ended[info.id] = info
+        self._save(info)
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reap_interval_s)
+            now = time.time()
+            for session in list(self._sessions.values()):
+                if session.busy == 0 and now >= session.expires_at():
+                    log.info("session %s expired", session.id)
+                    self.metrics.expiries.inc()
+                    try:
+                        await self._end(session, "expired")
+                    except SandboxError as exc:
+                        log.warning("could not remove the sandbox of %s: %s", session.id, exc)
+
+    @contextlib.asynccontextmanager
+    async def using(self, session: Session) -> AsyncIterator[Sandbox]:
+        """Exclusive use of a session's sandbox, in arrival order; keeps it from expiring."""
+        session.busy += 1
+        session.touch()
+        try:
+            async with session.lock:
+                if session.id not in self._sessions:
+                    raise SessionExpired(f"Container {session.id} ended while this waited.")
+                yield session.sandbox
+        finally:
+            session.busy -= 1
+            session.touch()
+
+    # -- execution -------------------------------------------------------------------
+
+    async def execute(
+        self,
+        session: Session,
+        code: str,
+        *,
+        timeout_s: float | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> ExecutionResult:
+        timeout_s = self.settings.execution_timeout_s if timeout_s is None else timeout_s
+        if not 0 < timeout_s <= self.settings.max_execution_timeout_s:
+            raise InvalidRequest(
+                f"timeout must be above 0 and at most {self.settings.max_execution_timeout_s:g} "
+                "seconds",
+                param="timeout",
+            )
+        async with self.using(session) as sandbox:
+            result = await sandbox.execute(code, timeout_s=timeout_s, on_output=on_output)
+        self.metrics.executions.labels(result.status).inc()
+        self.metrics.execution_seconds.observe(result.duration_s)
+        if result.status in ("died", "timeout") or result.kernel_restarted:
+            self.metrics.kernel_restarts.labels(result.status).inc()
+        return result
+
+    async def interrupt(self, session: Session) -> bool:
+        # Not under the session lock: the point is to stop what holds it.
+        session.touch()
+        return await session.sandbox.interrupt()
+
+    async def restart(self, session: Session) -> None:
+        session.touch()
+        await session.sandbox.interrupt()
+        async with self.using(session) as sandbox:
+            await sandbox.restart()
+        self.metrics.kernel_restarts.labels("request").inc()
+
+    # -- files -----------------------------------------------------------------------
+
+    async def upload(self, session: Session, filename: str, content: bytes) -> FileRecord:
+        name = filename.strip()
+        if not FILE_NAME.match(name) or name in (".", ".."):
+            raise InvalidRequest(
+                f"Invalid file name {filename!r}: use a plain name without path separators, "
+                "control characters or a leading dot.",
+                param="file",
+            )
+        if len(content) > self.settings.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"The file is larger than this server's limit of "
+                f"{self.settings.max_upload_bytes} bytes."
+            )
+        session.touch()
+        written = await session.sandbox.agent.write_file(f"{DATA_ROOT}/{name}", content)
+        record = self._register(session, written, "user", replace=True)
+        self._save(session.info)
+        return record
+
+    async def list_files(self, session: Session) -> list[FileRecord]:
+        """Files now in /mnt/data; files the code wrote get ids as they are first seen."""
+        session.touch()
+        present = await session.sandbox.agent.list_files()
+        files = session.info.files
+        seen = {f.path for f in present}
+        changed = False
+        for path in list(files):
+            if path not in seen:
+                del files[path]
+                changed = True
+        for found in present:
+            record = files.get(found.path)
+            if record is None or record.bytes != found.bytes:
+                self._register(session, found, record.source if record else "assistant")
+                changed = True
+        if changed:
+            self._save(session.info)
+        return sorted(files.values(), key=lambda r: (r.created_at, r.path))
+
+    def _register(
+        self, session: Session, found: SandboxFile, source: FileSource, replace: bool = False
+    ) -> FileRecord:
+        files = session.info.files
+        record = files.get(found.path)
+        if record is None or replace:
+            record = FileRecord(
+                id="cfile_" + secrets.token_hex(16),
+                path=found.path,
+                bytes=found.bytes,
+                created_at=int(time.time()),
+                source=source,
+            )
+            files[found.path] = record
+        record.bytes = found.bytes
+        return record
+
+    async def get_file(self, session: Session, file_id: str) -> FileRecord:
+        for record in session.info.files.values():
+            if record.id == file_id:
+                return record
+        # It may be a file the code wrote since the last listing... but then its id is
+        # new, so the client cannot know it yet: a plain 404.
+        raise FileNotFound(f"No file found with id '{file_id}' in container {session.id}.")
+
+    async def read_file(self, session: Session, file_id: str) -> tuple[FileRecord, bytes]:
+        record = await self.get_file(session, file_id)
+        session.touch()
+        return record, await session.sandbox.agent.read_file(record.path)
+
+    async def delete_file(self, session: Session, file_id: str) -> None:
+        record = await self.get_file(session, file_id)
+        session.touch()
+        with contextlib.suppress(FileNotFound):
+            await session.sandbox.agent.delete_file(record.path)
+        del session.info.files[record.path]
+        self._save(session.info)
+
+    # -- persistence -----------------------------------------------------------------
+
+    def _save(self, info: SessionInfo) -> None:
+        path = self._store / f"{info.id}.json"
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps(asdict(info)))
+        partial.replace(path)
+
+    @property
+    def live_count(self) -> int:
+        return len(self._sessions)
+
+
+def _load_info(path: Path) -> SessionInfo | None:
+    try:
+        raw = json.loads(path.read_text())
+        files = {p: FileRecord(**f) for p, f in raw.pop("files", {}).items()}
+        return SessionInfo(**raw, files=files)
+    except (OSError, ValueError, TypeError):
+        log.warning("ignoring unreadable session file %s", path)
+        return None

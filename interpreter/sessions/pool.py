@@ -1,0 +1,117 @@
+"""A pool of pre-warmed sandboxes: container up, kernel answering, pre-imports done."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from interpreter.errors import SandboxError
+from interpreter.metrics import Metrics
+from interpreter.sandboxes.base import SandboxBackend, SandboxSpec
+from interpreter.sandboxes.sandbox import Sandbox
+
+log = logging.getLogger(__name__)
+
+LABEL_ROLE = "code-interpreter.role"
+MAX_BACKOFF_S = 30.0
+
+
+class SandboxFactory:
+    """Starts a sandbox and connects to it; the one way sandboxes are made."""
+
+    def __init__(
+        self,
+        backend: SandboxBackend,
+        *,
+        max_output_bytes: int,
+        ready_timeout_s: float,
+        metrics: Metrics,
+    ) -> None:
+        self.backend = backend
+        self.max_output_bytes = max_output_bytes
+        self.ready_timeout_s = ready_timeout_s
+        self.metrics = metrics
+
+    async def start(self, spec: SandboxSpec) -> Sandbox:
+        started = time.monotonic()
+        record = await self.backend.create(spec)
+        sandbox = Sandbox(record, max_output_bytes=self.max_output_bytes)
+        try:
+            await sandbox.connect(self.ready_timeout_s)
+        except BaseException:
+            await sandbox.close()
+            await self.backend.destroy(record.id)
+            raise
+        self.metrics.sandbox_start_seconds.observe(time.monotonic() - started)
+        return sandbox
+
+
+class WarmPool:
+    """Keeps ``size`` ready sandboxes. A claim takes one at once and starts a refill.
+
+    Refill failures back off exponentially and are counted; a claim never waits for a
+    refill: an empty pool answers ``None`` and the caller starts a sandbox cold.
+    """
+
+    def __init__(
+        self, factory: SandboxFactory, spec_for_pool: Callable[[], SandboxSpec], size: int
+    ) -> None:
+        self.factory = factory
+        self.spec_for_pool = spec_for_pool
+        self.size = size
+        self._ready: list[Sandbox] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+
+    @property
+    def ready(self) -> int:
+        return len(self._ready)
+
+    def start(self) -> None:
+        if self.size > 0:
+            self._task = asyncio.create_task(self._refill_forever())
+
+    def claim(self) -> Sandbox | None:
+        sandbox = self._ready.pop(0) if self._ready else None
+        self.factory.metrics.pool_ready.set(len(self._ready))
+        self._wake.set()
+        return sandbox
+
+    async def _refill_forever(self) -> None:
+        backoff = 0.5
+        while True:
+            if len(self._ready) >= self.size:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                sandbox = await self.factory.start(self.spec_for_pool())
+            except (SandboxError, OSError, TimeoutError) as exc:
+                self.consecutive_failures += 1
+                self.last_error = str(exc)
+                self.factory.metrics.pool_refill_failures.inc()
+                log.warning("warm pool refill failed (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            backoff = 0.5
+            self.consecutive_failures = 0
+            self.last_error = None
+            self._ready.append(sandbox)
+            self.factory.metrics.pool_ready.set(len(self._ready))
+
+    async def close(self) -> None:
+        """Stop refilling and destroy the sandboxes nobody claimed."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        ready, self._ready = self._ready, []
+        for sandbox in ready:
+            await sandbox.close()
+            await self.factory.backend.destroy(sandbox.id)

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Everything `make run` and `make test` need, from a fresh Debian machine with root:
+# the virtualenv, a Docker engine, the base image, the wheelhouse and the sandbox image.
+# Idempotent: each step checks before it acts, so a second run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=$ROOT/.build
+mkdir -p "$BUILD"
+PYTHON=${PYTHON:-python3}
+BASE_IMAGE=${SANDBOX_BASE_IMAGE:-debian:bookworm-slim}
+EXTRAS=${SETUP_EXTRAS:-model,dev}
+
+say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
+die() { printf '\n\033[1;31m[setup] %s\033[0m\n\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# 1. The virtualenv, reinstalled only when pyproject.toml changes.
+stamp_of() { sha256sum pyproject.toml | cut -c1-16; echo "$EXTRAS"; }
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$(stamp_of)" ]; then
+  say "installing the project into .venv (extras: $EXTRAS)"
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  # torch is pinned in the extra to the CPU build that lies on this kind of machine.
+  .venv/bin/pip install -q -e ".[$EXTRAS]"
+  stamp_of > .venv/.setup-stamp
+fi
+
+# 2. A Docker engine: the one that answers, or Debian's, started without a bridge.
+if ! docker info >/dev/null 2>&1; then
+  if [ -n "${DOCKER_HOST:-}" ]; then
+    die "DOCKER_HOST=$DOCKER_HOST does not answer. Start that engine, or unset DOCKER_HOST to let set-up start a local one."
+  fi
+  if ! is_root || ! command -v apt-get >/dev/null; then
+    die "No Docker engine answers, and set-up can only install one on Debian as root. Install Docker (https://docs.docker.com/engine/install/), start it, make sure 'docker info' works for this user, then run this again."
+  fi
+  if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+    say "installing Debian's docker.io"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    say "starting dockerd (no bridge, no iptables: sandboxes have no network)"
+    nohup dockerd --bridge=none --iptables=false --ip6tables=false >"$BUILD/dockerd.log" 2>&1 &
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    docker info >/dev/null 2>&1 || die "dockerd did not come up; see $BUILD/dockerd.log"
+  fi
+fi
+
+# 3. The base image: from a registry if one answers, else made locally with debootstrap.
+if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  if ! timeout 30 docker pull -q "$BASE_IMAGE" >/dev/null 2>&1; then
+    is_root || die "No registry gives $BASE_IMAGE and making it locally needs root (debootstrap). Load a $BASE_IMAGE image into Docker, or run this as root."
+    command -v debootstrap >/dev/null || {
+      say "installing debootstrap"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    }
+    say "no registry answers: making $BASE_IMAGE with debootstrap (about a minute)"
+    rootfs=$(mktemp -d "$BUILD/rootfs.XXXXXX")
+    debootstrap --variant=minbase bookworm "$rootfs" >"$BUILD/debootstrap.log" 2>&1 \
+      || die "debootstrap failed; see $BUILD/debootstrap.log"
+    # Like the official slim image: no apt lists, no docs.
+    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
+    tar -C "$rootfs" -c . | docker import - "$BASE_IMAGE" >/dev/null
+    rm -rf "$rootfs"
+  fi
+fi
+
+# 4. The sandbox image, tagged by the content of sandbox_image/.
+TAG=$(.venv/bin/python -m interpreter.sandboxes.image)
+if ! docker image inspect "$TAG" >/dev/null 2>&1; then
+  WHEELS=$BUILD/wheelhouse-$(sha256sum sandbox_image/requirements.txt | cut -c1-16)
+  if [ ! -f "$WHEELS/.complete" ]; then
+    say "downloading the sandbox's wheels on the host"
+    rm -rf "$WHEELS" && mkdir -p "$WHEELS"
+    .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+      --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux2014_x86_64 --platform any \
+      -d "$WHEELS" -r sandbox_image/requirements.txt
+    touch "$WHEELS/.complete"
+  fi
+  say "building $TAG"
+  context=$(mktemp -d "$BUILD/context.XXXXXX")
+  cp -r sandbox_image/. "$context/"
+  cp -rl "$WHEELS" "$context/wheelhouse" 2>/dev/null || cp -r "$WHEELS" "$context/wheelhouse"
+  docker build -q --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$TAG" "$context" >/dev/null \
+    || { rm -rf "$context"; die "the sandbox image did not build (run: docker build --network host $context)"; }
+  rm -rf "$context"
+fi
+echo "$TAG" > "$BUILD/sandbox-image"
+say "ready: sandbox image $TAG"

@@ -1,0 +1,129 @@
+"""Shared fixtures: settings isolated per test run, the real Docker backend, and a real
+HTTP server (uvicorn in a thread) that the official ``openai`` SDK talks to."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from interpreter.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """Names this test run's containers, so they never mix with a dev server's."""
+    return f"ci-test-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, run_id: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "run_root": tmp_path / "run",
+            "service_name": f"{run_id}-{secrets.token_hex(2)}",
+            "pool_size": 1,
+            "model": "none",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    app: FastAPI
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def v1(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+
+
+def start_server(app: FastAPI, timeout_s: float = 120.0) -> RunningServer:
+    """Serve ``app`` on a free loopback port from a thread with its own event loop."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the test server failed to start")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test server did not start")
+        time.sleep(0.02)
+    return RunningServer(f"http://127.0.0.1:{port}", app, server, thread)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[FastAPI], RunningServer]]:
+    """Start servers for a test; all stop at its end (ending their sessions)."""
+    servers: list[RunningServer] = []
+
+    def start(app: FastAPI) -> RunningServer:
+        running = start_server(app)
+        servers.append(running)
+        return running
+
+    yield start
+    for running in servers:
+        running.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0, step_s: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(step_s)
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=60) as client:
+        yield client
+
+
+def docker_containers(service_name: str) -> list[str]:
+    """Ids of the containers of one service instance, straight from the engine."""
+    import docker
+
+    client = docker.from_env()
+    with contextlib.closing(client):
+        return [
+            c.id
+            for c in client.containers.list(
+                all=True, filters={"label": f"code-interpreter.service={service_name}"}
+            )
+        ]

@@ -1,0 +1,51 @@
+"""Typed errors of the model runner.
+
+Every ``Generator`` raises these, local or remote, so the service maps one set of
+exceptions to HTTP errors whichever model it was given. They surface when a
+``GenerationStream`` is first iterated, not from ``generate`` itself, because a remote
+generator only learns of them from the server's answer.
+"""
+
+from __future__ import annotations
+
+
+class ModelRunnerError(Exception):
+    """Base class. ``code`` is a stable machine-readable name for the wire."""
+
+    code = "model_error"
+
+
+class InvalidGenerationRequest(ModelRunnerError):
+    """The request cannot be served: empty prompt, bad ids, too long for the context."""
+
+    code = "invalid_request"
+
+
+class ModelNotFound(ModelRunnerError):
+    """A model spec names a checkpoint that is not there."""
+
+    code = "model_not_found"
+
+
+class ModelUnavailable(ModelRunnerError):
+    """A served model cannot be reached, or it dropped the stream midway."""
+
+    code = "model_unavailable"
+
+
+class GenerationFailed(ModelRunnerError):
+    """The model itself failed while generating (out of memory, a CUDA error...)."""
+
+    code = "generation_failed"
+
+
+ERRORS_BY_CODE: dict[str, type[ModelRunnerError]] = {
+    cls.code: cls
+    for cls in (
+        ModelRunnerError,
+        InvalidGenerationRequest,
+        ModelNotFound,
+        ModelUnavailable,
+        GenerationFailed,
+    )
+}

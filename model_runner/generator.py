@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """What to generate from. ``stop_tokens`` end the stream and are yielded last."""
@@ -37,7 +38,8 @@ class GenerationStream:
     """An async iterator of token ids, with usage and finish reason filled as it runs.
 
     ``usage.cached_tokens`` is known once the first token arrives. A stream that ends
-    on a stop token finished; one that ends without it ran out of ``max_tokens``. Closing the stream early (``aclose``) cancels generation.
+    on a stop token finished; one that ends without it ran out of ``max_tokens``.
+    Closing the stream early (``aclose``) cancels generation.
     """
 
     tokens: AsyncIterator[int]
@@ -47,9 +49,14 @@ class GenerationStream:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[int]:
-        async for token in self.tokens:
-            self.usage.completion_tokens += 1
-            yield token
+        try:
+            async for token in self.tokens:
+                self.usage.completion_tokens += 1
+                yield token
+        finally:
+            # A consumer that breaks out of its loop abandons this iterator; closing the
+            # source here (when the loop finalizes it) stops the generation behind it.
+            await self.aclose()
 
     async def aclose(self) -> None:
         closer = getattr(self.tokens, "aclose", None)

@@ -1,0 +1,242 @@
+"""The transformers backend on tiny random gpt-oss models: streaming, stopping,
+cancellation, sampling, and prefix caching that changes nothing but speed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from runner_fixtures import (
+    NO_STOP,
+    SMALL_WINDOW,
+    build_subset_generator,
+    collect,
+    greedy,
+    greedy_reference,
+    prompt_of,
+    wait_idle,
+)
+
+from model_runner.errors import InvalidGenerationRequest
+from model_runner.generator import GenerationRequest
+from model_runner.token_map import TokenMap
+from model_runner.transformers_backend import TransformersGenerator, sample_token
+
+
+async def test_streams_tokens_and_reports_usage(subset_generator: TransformersGenerator) -> None:
+    prompt = prompt_of(12)
+    stream = subset_generator.generate(greedy(prompt, 5, cache_key="usage"))
+    tokens = await collect(stream)
+    assert len(tokens) == 5
+    assert stream.usage.prompt_tokens == 12
+    assert stream.usage.cached_tokens == 0
+    assert stream.usage.completion_tokens == 5
+
+
+async def test_returns_original_ids_of_the_map(
+    subset_generator: TransformersGenerator, token_map: TokenMap
+) -> None:
+    # 5 is not in the map: it reaches the model as the unknown id, and is accepted.
+    tokens = await collect(subset_generator.generate(greedy([5, *prompt_of(6)], 8)))
+    assert all(token in token_map for token in tokens)
+    assert tokens == greedy_reference(subset_generator, [5, *prompt_of(6)], 8)
+
+
+async def test_stops_after_yielding_a_stop_token(subset_generator: TransformersGenerator) -> None:
+    prompt = prompt_of(10, offset=1)
+    free = await collect(subset_generator.generate(greedy(prompt, 8)))
+    # Stop on the first token that did not already occur earlier in the run.
+    cut = next(i for i in range(1, len(free)) if free[i] not in free[:i])
+    stopped = await collect(
+        subset_generator.generate(greedy(prompt, 8, stop_tokens=frozenset({free[cut]})))
+    )
+    assert stopped == free[: cut + 1]
+
+
+async def test_greedy_with_prefix_cache_equals_full_recompute(
+    subset_generator: TransformersGenerator,
+) -> None:
+    """Multi-turn: each prompt extends the last prompt and its completion, then one
+    diverges from an earlier turn. Every turn crosses the sliding window, so reuse has
+    to crop sliding-window layers as well as full ones."""
+    key = "multi-turn"
+    first_prompt = prompt_of(3 * SMALL_WINDOW, offset=2)
+    first = subset_generator.generate(greedy(first_prompt, 6, cache_key=key))
+    first_tokens = await collect(first)
+    assert first_tokens == greedy_reference(subset_generator, first_prompt, 6)
+
+    # The next turn: the whole first exchange, then a tool answer's worth of new tokens.
+    second_prompt = [*first_prompt, *first_tokens, *prompt_of(11, offset=3)]
+    second = subset_generator.generate(greedy(second_prompt, 6, cache_key=key))
+    second_tokens = await collect(second)
+    # The last completion token was sampled but never fed to the model.
+    assert second.usage.cached_tokens == len(first_prompt) + len(first_tokens) - 1
+    assert second_tokens == greedy_reference(subset_generator, second_prompt, 6)
+
+    # Diverge well past the window inside the first prompt (an edited earlier turn).
+    keep = 2 * SMALL_WINDOW + 3
+    third_prompt = [*first_prompt[:keep], *prompt_of(9, offset=4)]
+    assert third_prompt[keep] != first_prompt[keep]
+    third = subset_generator.generate(greedy(third_prompt, 6, cache_key=key))
+    third_tokens = await collect(third)
+    assert third.usage.cached_tokens == keep
+    assert third_tokens == greedy_reference(subset_generator, third_prompt, 6)
+
+    # The same prompt again: everything but the last token comes from the cache.
+    again = subset_generator.generate(greedy(third_prompt, 6, cache_key=key))
+    assert await collect(again) == third_tokens
+    assert again.usage.cached_tokens == len(third_prompt) - 1
+
+
+async def test_unkeyed_requests_share_a_common_preamble(
+    subset_generator: TransformersGenerator,
+) -> None:
+    preamble = prompt_of(20, offset=5)
+    await collect(subset_generator.generate(greedy([*preamble, *prompt_of(4, 6)], 3)))
+    follow = [*preamble, *prompt_of(5, offset=7)]
+    stream = subset_generator.generate(greedy(follow, 4))
+    tokens = await collect(stream)
+    assert stream.usage.cached_tokens >= len(preamble)
+    assert tokens == greedy_reference(subset_generator, follow, 4)
+
+
+async def test_zero_budget_disables_the_cache(token_map: TokenMap) -> None:
+    generator = build_subset_generator(token_map, cache_budget_bytes=0)
+    prompt = prompt_of(30, offset=8)
+    await collect(generator.generate(greedy(prompt, 3, cache_key="k")))
+    stream = generator.generate(greedy(prompt, 3, cache_key="k"))
+    await collect(stream)
+    assert stream.usage.cached_tokens == 0
+    assert len(generator.prefix_cache) == 0
+
+
+async def test_seeded_sampling_is_reproducible(subset_generator: TransformersGenerator) -> None:
+    def request(seed: int) -> GenerationRequest:
+        return GenerationRequest(
+            prompt_tokens=prompt_of(10), max_tokens=8, stop_tokens=NO_STOP,
+            temperature=1.0, top_p=0.9, seed=seed,
+        )  # fmt: skip
+
+    first = await collect(subset_generator.generate(request(7)))
+    second = await collect(subset_generator.generate(request(7)))
+    assert first == second
+
+
+def test_top_p_keeps_only_the_nucleus() -> None:
+    import torch
+
+    # Probabilities 0.5, 0.3, 0.2 (in a shuffled order): top_p=0.6 keeps the first two.
+    logits = torch.log(torch.tensor([0.2, 0.5, 0.3]))
+    generator = torch.Generator().manual_seed(0)
+    picks = {sample_token(logits, 1.0, 0.6, generator) for _ in range(200)}
+    assert picks == {1, 2}
+    assert sample_token(logits, 0.0, 1.0, None) == 1
+
+
+async def test_closing_the_stream_stops_the_worker(
+    subset_generator: TransformersGenerator,
+) -> None:
+    before = subset_generator.stats.completion_tokens
+    cancelled_before = subset_generator.stats.cancelled
+    stream = subset_generator.generate(greedy(prompt_of(8), 100_000))
+    iterator = aiter(stream)
+    await anext(iterator)
+    await anext(iterator)
+    await stream.aclose()
+    await wait_idle(subset_generator)
+    assert subset_generator.stats.cancelled == cancelled_before + 1
+    # The worker checks the flag before every forward pass: a handful of tokens at most.
+    assert subset_generator.stats.completion_tokens - before < 100
+
+
+async def test_cancelling_the_consumer_task_stops_the_worker(
+    subset_generator: TransformersGenerator,
+) -> None:
+    before = subset_generator.stats.completion_tokens
+    cancelled_before = subset_generator.stats.cancelled
+    seen = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in subset_generator.generate(greedy(prompt_of(8), 100_000)):
+            seen.set()
+
+    task = asyncio.create_task(consume())
+    await seen.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_idle(subset_generator)
+    assert subset_generator.stats.cancelled == cancelled_before + 1
+    assert subset_generator.stats.completion_tokens - before < 100
+
+
+async def test_breaking_out_of_the_loop_stops_the_worker(
+    subset_generator: TransformersGenerator,
+) -> None:
+    before = subset_generator.stats.completion_tokens
+    cancelled_before = subset_generator.stats.cancelled
+    async for _ in subset_generator.generate(greedy(prompt_of(8), 100_000)):
+        break
+    await wait_idle(subset_generator)
+    assert subset_generator.stats.cancelled == cancelled_before + 1
+    assert subset_generator.stats.completion_tokens - before < 100
+
+
+async def test_generations_queue_for_the_model(subset_generator: TransformersGenerator) -> None:
+    prompts = [prompt_of(9, offset=n) for n in range(3)]
+    results = await asyncio.gather(
+        *(collect(subset_generator.generate(greedy(p, 4))) for p in prompts)
+    )
+    assert results == [greedy_reference(subset_generator, p, 4) for p in prompts]
+
+
+async def test_event_loop_runs_while_the_model_decodes(
+    subset_generator: TransformersGenerator,
+) -> None:
+    ticks = 0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    tokens = await collect(subset_generator.generate(greedy(prompt_of(40), 12)))
+    done = True
+    await task
+    # The loop went round between tokens rather than stalling inside a forward pass.
+    assert ticks > len(tokens)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"prompt_tokens": []}, "empty"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"prompt_tokens": [201088]}, "prompt ids"),
+        ({"top_p": 0.0}, "top_p"),
+    ],
+)
+async def test_invalid_requests_raise_typed_errors(
+    full_vocab_generator: TransformersGenerator, fields: dict[str, object], message: str
+) -> None:
+    values: dict[str, object] = {"prompt_tokens": [1, 2], "max_tokens": 2, "stop_tokens": NO_STOP}
+    values.update(fields)
+    stream = full_vocab_generator.generate(GenerationRequest(**values))  # type: ignore[arg-type]
+    with pytest.raises(InvalidGenerationRequest, match=message):
+        await collect(stream)
+
+
+async def test_full_vocabulary_model_matches_recompute(
+    full_vocab_generator: TransformersGenerator,
+) -> None:
+    prompt = [200006, 17360, 200008, 12, 345, 6789, 200007, 200006, 173781]
+    stream = full_vocab_generator.generate(greedy(prompt, 5, cache_key="full"))
+    tokens = await collect(stream)
+    assert tokens == greedy_reference(full_vocab_generator, prompt, 5)
+    follow = [*prompt, *tokens, 200006, 1428]
+    again = full_vocab_generator.generate(greedy(follow, 5, cache_key="full"))
+    assert await collect(again) == greedy_reference(full_vocab_generator, follow, 5)
+    assert again.usage.cached_tokens == len(prompt) + len(tokens) - 1

@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
-from interpreter.api import containers, errors, files, health
+from interpreter.api import containers, errors, files, health, responses
 from interpreter.config import Settings
 from interpreter.files import FileStore
 from interpreter.metrics import Metrics
+from interpreter.responses.service import ResponsesService
+from interpreter.responses.store import ResponseStore
 from interpreter.sandboxes.base import SandboxBackend
 from interpreter.sessions.manager import SessionManager
+from model_runner.generator import Generator
 
 log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     backend: SandboxBackend | None = None,
+    generator: Generator | None = None,
     cleanup_on_exit: bool = False,
 ) -> FastAPI:
-    """The service. ``backend`` defaults to Docker; ``cleanup_on_exit`` also ends every
+    """The service. ``backend`` defaults to Docker and ``generator`` to the model that
+    ``settings.model`` names (none when it is "none"); ``cleanup_on_exit`` also ends every
     session at shutdown (otherwise they outlive the process, to be re-adopted)."""
     settings = settings or Settings()
 
@@ -39,9 +50,19 @@ def create_app(
         app.state.sessions = manager
         app.state.files = FileStore(settings.data_dir / "files", settings.max_upload_bytes)
         app.state.api_keys = settings.api_key_set()
+        model = generator or await _load_model(settings)
+        store = ResponseStore(settings.data_dir / "responses.sqlite3")
+        app.state.responses = (
+            ResponsesService(settings, manager, model, store, app.state.files, metrics)
+            if model is not None
+            else None
+        )
         try:
             yield
         finally:
+            if app.state.responses is not None:
+                await app.state.responses.close()
+            store.close()
             await manager.close(end_sessions=cleanup_on_exit)
             if backend is None:
                 await sandbox_backend.close()
@@ -51,7 +72,30 @@ def create_app(
     app.include_router(health.router)
     app.include_router(containers.router)
     app.include_router(files.router)
+    app.include_router(responses.router)
+    _mount_ui(app)
     return app
+
+
+async def _load_model(settings: Settings) -> Generator | None:
+    if settings.model == "none":
+        return None
+    from model_runner.loading import load_generator
+
+    log.info("loading model %s", settings.model)
+    # Loading a local model blocks for a while: keep the event loop free.
+    return await asyncio.to_thread(load_generator, settings.model)
+
+
+def _mount_ui(app: FastAPI) -> None:
+    """The notebook page at ``/`` and its assets under ``/ui/``. No catch-all mount, so
+    routers included after this one still win their paths and unknown paths stay 404."""
+
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
+    app.mount("/ui", StaticFiles(directory=STATIC_DIR), name="ui")
 
 
 def _docker_backend(settings: Settings) -> SandboxBackend:

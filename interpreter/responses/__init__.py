@@ -1,0 +1,1 @@
+"""The Responses API's logic: the model/tool loop, the store, the scheduler."""

@@ -1,0 +1,129 @@
+"""The response store: SQLite in the data folder.
+
+Each stored response keeps its wire body, its input items, and the harmony messages of
+the whole conversation through it, so a follow-up (``previous_response_id``) replays
+exactly what the model saw and wrote, and the prompt's prefix stays byte-stable for the
+prefix cache. Images from executions are stored here too and served by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interpreter.errors import NotFound
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY,
+    owner TEXT,
+    created_at REAL NOT NULL,
+    body TEXT NOT NULL,
+    input_items TEXT NOT NULL,
+    messages TEXT NOT NULL,
+    conversation_date TEXT NOT NULL,
+    container_id TEXT,
+    root_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,
+    response_id TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_by_response ON images (response_id);
+"""
+
+
+@dataclass
+class StoredResponse:
+    id: str
+    owner: str | None
+    body: dict[str, Any]
+    input_items: list[dict[str, Any]]
+    messages: list[dict[str, Any]]  # harmony Message.to_dict() of the conversation so far
+    conversation_date: str
+    container_id: str | None
+    root_id: str  # the conversation's first response: its default prefix-cache key
+
+
+class ResponseStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    async def save(self, response: StoredResponse) -> None:
+        await asyncio.to_thread(
+            self._run,
+            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                response.id,
+                response.owner,
+                time.time(),
+                json.dumps(response.body),
+                json.dumps(response.input_items),
+                json.dumps(response.messages),
+                response.conversation_date,
+                response.container_id,
+                response.root_id,
+            ),
+        )
+
+    async def get(self, response_id: str, owner: str | None) -> StoredResponse:
+        rows = await asyncio.to_thread(
+            self._run,
+            "SELECT id, owner, body, input_items, messages, conversation_date, container_id, "
+            "root_id "
+            "FROM responses WHERE id = ?",
+            (response_id,),
+        )
+        if not rows or rows[0][1] != owner:
+            raise NotFound(f"Response with id '{response_id}' not found.")
+        row = rows[0]
+        return StoredResponse(
+            id=row[0],
+            owner=row[1],
+            body=json.loads(row[2]),
+            input_items=json.loads(row[3]),
+            messages=json.loads(row[4]),
+            conversation_date=row[5],
+            container_id=row[6],
+            root_id=row[7],
+        )
+
+    async def delete(self, response_id: str, owner: str | None) -> None:
+        await self.get(response_id, owner)
+        await asyncio.to_thread(self._run, "DELETE FROM responses WHERE id = ?", (response_id,))
+        await asyncio.to_thread(self._run, "DELETE FROM images WHERE response_id = ?", (response_id,))
+
+    async def add_image(self, image_id: str, response_id: str, media_type: str, data: bytes) -> None:
+        await asyncio.to_thread(
+            self._run,
+            "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?)",
+            (image_id, response_id, media_type, data),
+        )
+
+    async def image(self, image_id: str) -> tuple[str, bytes]:
+        rows = await asyncio.to_thread(
+            self._run, "SELECT media_type, data FROM images WHERE id = ?", (image_id,)
+        )
+        if not rows:
+            raise NotFound(f"Image '{image_id}' not found.")
+        return rows[0][0], rows[0][1]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

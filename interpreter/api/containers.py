@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from interpreter.api import protocol
 from interpreter.api.auth import current_owner
+from interpreter.api.sse import sse_event, with_keepalives
 from interpreter.api.errors import error_body
 from interpreter.api.uploads import read_multipart_file
 from interpreter.errors import InterpreterError, InvalidRequest
@@ -173,7 +174,7 @@ async def execute(
         result = await manager.execute(session, body.code, timeout_s=body.timeout)
         return JSONResponse(protocol.execution_object(result))
     return StreamingResponse(
-        _execution_events(manager, session, body),
+        with_keepalives(_execution_events(manager, session, body)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -196,28 +197,24 @@ async def _execution_events(
             getter = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
             if getter in done:
-                yield _sse("output", protocol.output_object(getter.result()))
+                yield sse_event("output", protocol.output_object(getter.result()))
                 continue
             getter.cancel()
             while not queue.empty():
-                yield _sse("output", protocol.output_object(queue.get_nowait()))
+                yield sse_event("output", protocol.output_object(queue.get_nowait()))
             break
         try:
             result = task.result()
         except InterpreterError as exc:
-            yield _sse("error", error_body(exc.message, exc.error_type, exc.param, exc.code))
+            yield sse_event("error", error_body(exc.message, exc.error_type, exc.param, exc.code))
             return
         summary = protocol.execution_object(result)
         summary.pop("outputs")
-        yield _sse("done", summary)
+        yield sse_event("done", summary)
     finally:
         if not task.done():
             # The client went away: cancelling interrupts the kernel (state kept).
             task.cancel()
-
-
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
 @router.post("/{container_id}/interrupt")

@@ -3,7 +3,6 @@ input items; and the images that executions displayed."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from interpreter.api.auth import current_owner
+from interpreter.api.sse import sse_event, with_keepalives
 from interpreter.errors import InterpreterError
 from interpreter.responses.protocol import ResponsesRequest
 from interpreter.responses.service import ResponsesService
@@ -48,10 +48,10 @@ async def create_response(body: ResponsesRequest, request: Request, owner: Owner
 
     async def sse() -> AsyncIterator[str]:
         async for event in service.events(turn):
-            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+            yield sse_event(event["type"], event)
 
     return StreamingResponse(
-        sse(),
+        with_keepalives(sse()),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -491,7 +491,9 @@ class ResponsesService:
         elif event.kind == "reasoning":
             item["content"][0]["text"] = event.text
             item["status"] = "completed"
-            turn.usage["reasoning"] += len(self.renderer.encoding.encode(event.text))
+            turn.usage["reasoning"] += len(
+                self.renderer.encoding.encode(event.text, disallowed_special=())
+            )
             yield self._event(
                 turn, "response.reasoning_text.done", item_id=item["id"], output_index=index,
                 content_index=0, text=event.text,
@@ -580,7 +582,7 @@ class ResponsesService:
         text = trim_to_tokens(
             format_tool_output(observation),
             self.settings.tool_output_max_tokens,
-            self.renderer.encoding.encode,
+            lambda text: self.renderer.encoding.encode(text, disallowed_special=()),
             self.renderer.decode,
         )
         turn.new_messages.append(tool_output_message(text, call.channel or "analysis"))

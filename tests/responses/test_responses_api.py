@@ -26,14 +26,19 @@ INCLUDE: list[Any] = ["code_interpreter_call.outputs"]
 
 @pytest.fixture
 def start(make_settings: Callable[..., Any], serve: Callable[..., RunningServer]):
+    clients: list[OpenAI] = []
+
     def start(completions: list[str], **settings: Any) -> tuple[OpenAI, ScriptedGenerator, RunningServer]:
         double = ScriptedGenerator(completions)
         app = create_app(make_settings(**settings), generator=double, cleanup_on_exit=True)
         server = serve(app)
         client = OpenAI(base_url=server.v1, api_key="unused", max_retries=0)
+        clients.append(client)
         return client, double, server
 
-    return start
+    yield start
+    for client in clients:
+        client.close()
 
 
 def test_tool_call_then_answer(start) -> None:

@@ -4,13 +4,13 @@ Imports the heavy libraries named in SANDBOX_PREIMPORT so that a user's first
 ``import pandas`` is instant, without binding any name in the user's namespace.
 """
 
+import contextlib
 import importlib
 import os
 
 
 def run() -> None:
     for name in filter(None, os.environ.get("SANDBOX_PREIMPORT", "").split(",")):
-        try:
+        # A missing optional library must not stop the kernel from starting.
+        with contextlib.suppress(Exception):
             importlib.import_module(name.strip())
-        except Exception:  # a missing optional library must not stop the kernel
-            pass

@@ -33,7 +33,11 @@ class ScriptedGenerator:
     def generate(self, request: GenerationRequest) -> GenerationStream:
         self.prompts.append(list(request.prompt_tokens))
         self.requests.append(request)
-        text = self.completions.pop(0) if self.completions else "<|channel|>final<|message|>(script ended)<|return|>"
+        text = (
+            self.completions.pop(0)
+            if self.completions
+            else "<|channel|>final<|message|>(script ended)<|return|>"
+        )
         tokens = self.encoding.encode(text, allowed_special="all")[: request.max_tokens]
         usage = GenerationUsage(prompt_tokens=len(request.prompt_tokens))
         return GenerationStream(self._play(tokens, request.stop_tokens), usage)

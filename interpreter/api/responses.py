@@ -89,4 +89,6 @@ async def input_items(response_id: str, request: Request, owner: Owner) -> dict[
 async def image(image_id: str, request: Request) -> Response:
     # Image ids are unguessable capabilities: <img> tags cannot send bearer keys.
     media_type, data = await _service(request).store.image(image_id)
-    return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"})
+    return Response(
+        data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"}
+    )

@@ -22,7 +22,9 @@ def sse_event(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-async def with_keepalives(events: AsyncIterator[str], interval_s: float = KEEPALIVE_S) -> AsyncIterator[str]:
+async def with_keepalives(
+    events: AsyncIterator[str], interval_s: float = KEEPALIVE_S
+) -> AsyncIterator[str]:
     """Relay ``events``, inserting keepalives when they pause; cancel them when the
     client goes away (our consumer is closed)."""
     queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)

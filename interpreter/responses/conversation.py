@@ -74,7 +74,9 @@ def input_to_messages(items: str | list[dict[str, Any]]) -> tuple[list[Message],
                 raise InvalidRequest(f"Unknown message role {role!r}.", param=f"{param}.role")
         elif kind == "reasoning":
             text = "".join(
-                str(part.get("text", "")) for part in item.get("content") or [] if isinstance(part, dict)
+                str(part.get("text", ""))
+                for part in item.get("content") or []
+                if isinstance(part, dict)
             )
             if text:
                 messages.append(reasoning_message(text))
@@ -87,7 +89,9 @@ def input_to_messages(items: str | list[dict[str, Any]]) -> tuple[list[Message],
             ]
             messages.append(tool_output_message("\n".join(logs)))
         else:
-            raise InvalidRequest(f"Input item type {kind!r} is not supported.", param=f"{param}.type")
+            raise InvalidRequest(
+                f"Input item type {kind!r} is not supported.", param=f"{param}.type"
+            )
     return messages, extra_instructions
 
 

@@ -178,7 +178,7 @@ class ResponsesService:
             conversation_start_date=(
                 previous.conversation_date if previous else datetime.now(UTC).date().isoformat()
             ),
-            reasoning_effort="low" if effort == "minimal" else effort,  # type: ignore[arg-type]
+            reasoning_effort="low" if effort == "minimal" else effort,
             tool_timeout_s=self.settings.execution_timeout_s,
             with_python_tool=tool is not None,
         )
@@ -298,7 +298,11 @@ class ResponsesService:
                 turn.body["error"] = {"code": exc.code, "message": exc.message}
             except InterpreterError as exc:
                 turn.body["status"] = "failed"
-                code = "rate_limit_exceeded" if isinstance(exc, SessionLimitReached) else "server_error"
+                code = (
+                    "rate_limit_exceeded"
+                    if isinstance(exc, SessionLimitReached)
+                    else "server_error"
+                )
                 turn.body["error"] = {"code": code, "message": exc.message}
             self._close_open_items(turn)
             turn.body["usage"] = self._usage(turn)
@@ -360,7 +364,9 @@ class ResponsesService:
                         try:
                             parsed = parser.feed(token)
                         except HarmonyParseError as exc:
-                            raise ResponseFailed(f"The model produced malformed output: {exc}") from exc
+                            raise ResponseFailed(
+                                f"The model produced malformed output: {exc}"
+                            ) from exc
                         for event in parsed:
                             async for wire in self._on_parse_event(turn, event, done):
                                 yield wire
@@ -386,10 +392,14 @@ class ResponsesService:
                     raise ResponseIncomplete("max_tool_calls")
                 item["status"] = "incomplete"
                 yield self._event(
-                    turn, "response.output_item.done", output_index=len(turn.body["output"]) - 1,
+                    turn,
+                    "response.output_item.done",
+                    output_index=len(turn.body["output"]) - 1,
                     item=dict(item),
                 )
-                turn.new_messages.append(tool_output_message(TOOL_LIMIT_NOTE, call.channel or "analysis"))
+                turn.new_messages.append(
+                    tool_output_message(TOOL_LIMIT_NOTE, call.channel or "analysis")
+                )
                 continue
             calls += 1
             async for wire in self._execute(turn, item, call):
@@ -424,9 +434,14 @@ class ResponsesService:
                 }
                 output.append(item)
                 index = len(output) - 1
-                yield self._event(turn, "response.output_item.added", output_index=index, item=dict(item))
                 yield self._event(
-                    turn, "response.code_interpreter_call.in_progress", output_index=index, item_id=item["id"]
+                    turn, "response.output_item.added", output_index=index, item=dict(item)
+                )
+                yield self._event(
+                    turn,
+                    "response.code_interpreter_call.in_progress",
+                    output_index=index,
+                    item_id=item["id"],
                 )
             elif event.kind == "reasoning":
                 item = {
@@ -438,7 +453,10 @@ class ResponsesService:
                 }
                 output.append(item)
                 yield self._event(
-                    turn, "response.output_item.added", output_index=len(output) - 1, item=_copy(item)
+                    turn,
+                    "response.output_item.added",
+                    output_index=len(output) - 1,
+                    item=_copy(item),
                 )
             else:
                 item = {
@@ -450,12 +468,18 @@ class ResponsesService:
                 }
                 output.append(item)
                 index = len(output) - 1
-                yield self._event(turn, "response.output_item.added", output_index=index, item=_copy(item))
+                yield self._event(
+                    turn, "response.output_item.added", output_index=index, item=_copy(item)
+                )
                 part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
                 item["content"].append(part)
                 yield self._event(
-                    turn, "response.content_part.added", item_id=item["id"], output_index=index,
-                    content_index=0, part=dict(part),
+                    turn,
+                    "response.content_part.added",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    part=dict(part),
                 )
             return
         item = output[-1]
@@ -464,20 +488,32 @@ class ResponsesService:
             if event.kind == "code":
                 item["code"] += event.text
                 yield self._event(
-                    turn, "response.code_interpreter_call_code.delta", item_id=item["id"],
-                    output_index=index, delta=event.text,
+                    turn,
+                    "response.code_interpreter_call_code.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    delta=event.text,
                 )
             elif event.kind == "reasoning":
                 item["content"][0]["text"] += event.text
                 yield self._event(
-                    turn, "response.reasoning_text.delta", item_id=item["id"], output_index=index,
-                    content_index=0, delta=event.text,
+                    turn,
+                    "response.reasoning_text.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    delta=event.text,
                 )
             else:
                 item["content"][0]["text"] += event.text
                 yield self._event(
-                    turn, "response.output_text.delta", item_id=item["id"], output_index=index,
-                    content_index=0, delta=event.text, logprobs=[],
+                    turn,
+                    "response.output_text.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    delta=event.text,
+                    logprobs=[],
                 )
             return
         # MessageDone
@@ -485,8 +521,11 @@ class ResponsesService:
         if event.kind == "code":
             item["code"] = event.text
             yield self._event(
-                turn, "response.code_interpreter_call_code.done", item_id=item["id"],
-                output_index=index, code=event.text,
+                turn,
+                "response.code_interpreter_call_code.done",
+                item_id=item["id"],
+                output_index=index,
+                code=event.text,
             )
         elif event.kind == "reasoning":
             item["content"][0]["text"] = event.text
@@ -495,37 +534,60 @@ class ResponsesService:
                 self.renderer.encoding.encode(event.text, disallowed_special=())
             )
             yield self._event(
-                turn, "response.reasoning_text.done", item_id=item["id"], output_index=index,
-                content_index=0, text=event.text,
+                turn,
+                "response.reasoning_text.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                text=event.text,
             )
-            yield self._event(turn, "response.output_item.done", output_index=index, item=_copy(item))
+            yield self._event(
+                turn, "response.output_item.done", output_index=index, item=_copy(item)
+            )
         else:
             part = item["content"][0]
             part["text"] = event.text
             for number, annotation in enumerate(self._citations(turn, event.text)):
                 part["annotations"].append(annotation)
                 yield self._event(
-                    turn, "response.output_text.annotation.added", item_id=item["id"],
-                    output_index=index, content_index=0, annotation_index=number,
+                    turn,
+                    "response.output_text.annotation.added",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    annotation_index=number,
                     annotation=annotation,
                 )
             yield self._event(
-                turn, "response.output_text.done", item_id=item["id"], output_index=index,
-                content_index=0, text=event.text, logprobs=[],
+                turn,
+                "response.output_text.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                text=event.text,
+                logprobs=[],
             )
             yield self._event(
-                turn, "response.content_part.done", item_id=item["id"], output_index=index,
-                content_index=0, part=dict(part),
+                turn,
+                "response.content_part.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part=dict(part),
             )
             item["status"] = "completed"
-            yield self._event(turn, "response.output_item.done", output_index=index, item=_copy(item))
+            yield self._event(
+                turn, "response.output_item.done", output_index=index, item=_copy(item)
+            )
 
     async def _session_for(self, turn: Turn) -> Session:
         if turn.session is not None:
             return turn.session
         container = turn.tool.container if turn.tool else None
         auto = container if container is not None and not isinstance(container, str) else None
-        uploads = [self.files.content(file_id, turn.owner) for file_id in (auto.file_ids if auto else [])]
+        uploads = [
+            self.files.content(file_id, turn.owner) for file_id in (auto.file_ids if auto else [])
+        ]
         session = await self.sessions.create(
             owner=turn.owner,
             name=f"response {turn.root_id}",
@@ -536,12 +598,17 @@ class ResponsesService:
         turn.session = session
         return session
 
-    async def _execute(self, turn: Turn, item: dict[str, Any], call: MessageDone) -> AsyncIterator[Event]:
+    async def _execute(
+        self, turn: Turn, item: dict[str, Any], call: MessageDone
+    ) -> AsyncIterator[Event]:
         session = await self._session_for(turn)
         index = len(turn.body["output"]) - 1
         item["status"] = "interpreting"
         yield self._event(
-            turn, "response.code_interpreter_call.interpreting", output_index=index, item_id=item["id"]
+            turn,
+            "response.code_interpreter_call.interpreting",
+            output_index=index,
+            item_id=item["id"],
         )
         before = {r.path: (r.id, r.bytes) for r in await self.sessions.list_files(session)}
         result = await self.sessions.execute(session, call.text)
@@ -589,7 +656,7 @@ class ResponsesService:
 
     def _citations(self, turn: Turn, text: str) -> list[dict[str, Any]]:
         """A ``container_file_citation`` for each mention of a file this response wrote."""
-        annotations = []
+        annotations: list[dict[str, Any]] = []
         if turn.session is None:
             return annotations
         for path, (file_id, filename) in turn.cited_files.items():
@@ -701,14 +768,21 @@ class ResponsesService:
 def _copy(item: dict[str, Any]) -> dict[str, Any]:
     copied = dict(item)
     if "content" in copied:
-        copied["content"] = [dict(part, annotations=list(part.get("annotations", []))) if "annotations" in part else dict(part) for part in copied["content"]]
+        copied["content"] = [
+            dict(part, annotations=list(part.get("annotations", [])))
+            if "annotations" in part
+            else dict(part)
+            for part in copied["content"]
+        ]
     return copied
 
 
 def _input_items(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The request's input as items with ids, for ``GET .../input_items``."""
     if isinstance(value, str):
-        value = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}]
+        value = [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}
+        ]
     items = []
     for raw in value:
         item = dict(raw)

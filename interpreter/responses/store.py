@@ -107,9 +107,13 @@ class ResponseStore:
     async def delete(self, response_id: str, owner: str | None) -> None:
         await self.get(response_id, owner)
         await asyncio.to_thread(self._run, "DELETE FROM responses WHERE id = ?", (response_id,))
-        await asyncio.to_thread(self._run, "DELETE FROM images WHERE response_id = ?", (response_id,))
+        await asyncio.to_thread(
+            self._run, "DELETE FROM images WHERE response_id = ?", (response_id,)
+        )
 
-    async def add_image(self, image_id: str, response_id: str, media_type: str, data: bytes) -> None:
+    async def add_image(
+        self, image_id: str, response_id: str, media_type: str, data: bytes
+    ) -> None:
         await asyncio.to_thread(
             self._run,
             "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?)",

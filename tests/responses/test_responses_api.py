@@ -28,7 +28,9 @@ INCLUDE: list[Any] = ["code_interpreter_call.outputs"]
 def start(make_settings: Callable[..., Any], serve: Callable[..., RunningServer]):
     clients: list[OpenAI] = []
 
-    def start(completions: list[str], **settings: Any) -> tuple[OpenAI, ScriptedGenerator, RunningServer]:
+    def start(
+        completions: list[str], **settings: Any
+    ) -> tuple[OpenAI, ScriptedGenerator, RunningServer]:
         double = ScriptedGenerator(completions)
         app = create_app(make_settings(**settings), generator=double, cleanup_on_exit=True)
         server = serve(app)
@@ -48,7 +50,7 @@ def test_tool_call_then_answer(start) -> None:
     )
     assert isinstance(response, Response)
     assert response.status == "completed"
-    call, message = response.output
+    call, _message = response.output
     assert isinstance(call, ResponseCodeInterpreterToolCall)
     assert call.code == "print(6 * 7)"
     assert call.status == "completed"
@@ -57,7 +59,10 @@ def test_tool_call_then_answer(start) -> None:
     assert call.outputs[0].logs == "42\n"
     assert response.output_text == "The answer is 42."
     # The model saw the real output of the sandbox in its second prompt.
-    assert "<|start|>python to=assistant<|channel|>analysis<|message|>42<|end|>" in double.prompt_text(1)
+    assert (
+        "<|start|>python to=assistant<|channel|>analysis<|message|>42<|end|>"
+        in double.prompt_text(1)
+    )
     assert response.usage is not None and response.usage.output_tokens > 0
     assert response.usage.input_tokens >= len(double.prompts[0]) + len(double.prompts[1])
 
@@ -71,7 +76,9 @@ def test_outputs_only_when_included(start) -> None:
 
 
 def test_stream_events_in_order(start) -> None:
-    client, _, _ = start([python_call("for i in range(3):\n    print(i)"), final("Printed 0 to 2.")])
+    client, _, _ = start(
+        [python_call("for i in range(3):\n    print(i)"), final("Printed 0 to 2.")]
+    )
     events = list(
         client.responses.create(
             model="scripted", input="Count", tools=TOOLS, include=INCLUDE, stream=True
@@ -82,7 +89,9 @@ def test_stream_events_in_order(start) -> None:
     assert types[-1] == "response.completed"
     assert [e.sequence_number for e in events] == list(range(len(events)))
     call_events = [
-        t for t in types if t.startswith("response.code_interpreter_call") or t.startswith("response.output_item")
+        t
+        for t in types
+        if t.startswith("response.code_interpreter_call") or t.startswith("response.output_item")
     ]
     expected_call_order = [
         "response.output_item.added",
@@ -99,7 +108,11 @@ def test_stream_events_in_order(start) -> None:
     assert code == "for i in range(3):\n    print(i)"
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text == "Printed 0 to 2."
-    for kind in ("response.content_part.added", "response.output_text.done", "response.content_part.done"):
+    for kind in (
+        "response.content_part.added",
+        "response.output_text.done",
+        "response.content_part.done",
+    ):
         assert kind in types
     completed = events[-1].response
     assert completed.output[0].outputs[0].logs == "0\n1\n2\n"
@@ -107,7 +120,12 @@ def test_stream_events_in_order(start) -> None:
 
 def test_follow_up_keeps_kernel_state(start) -> None:
     client, double, _ = start(
-        [python_call("x = 42"), final("Done: x is 42."), python_call("print(x ** 2)"), final("1764")]
+        [
+            python_call("x = 42"),
+            final("Done: x is 42."),
+            python_call("print(x ** 2)"),
+            final("1764"),
+        ]
     )
     first = client.responses.create(model="scripted", input="Set x to 42.", tools=TOOLS)
     second = client.responses.create(
@@ -143,7 +161,9 @@ def test_retrieve_delete_and_input_items(start) -> None:
 
 
 def test_background_then_poll(start) -> None:
-    client, _, _ = start([python_call("import time; time.sleep(0.5); print('slept')"), final("Slept.")])
+    client, _, _ = start(
+        [python_call("import time; time.sleep(0.5); print('slept')"), final("Slept.")]
+    )
     queued = client.responses.create(model="scripted", input="Sleep", tools=TOOLS, background=True)
     assert queued.status == "queued"
     deadline = time.monotonic() + 60
@@ -197,7 +217,9 @@ def test_images_are_served(start) -> None:
 
 
 def test_explicit_container_and_expired_previous(start) -> None:
-    client, double, server = start([python_call("y = 5"), final("ok"), python_call("print(y)"), final("?")])
+    client, double, _server = start(
+        [python_call("y = 5"), final("ok"), python_call("print(y)"), final("?")]
+    )
     container = client.containers.create(name="mine")
     tools: list[Any] = [{"type": "code_interpreter", "container": container.id}]
     first = client.responses.create(model="scripted", input="Set y", tools=tools)
@@ -205,7 +227,9 @@ def test_explicit_container_and_expired_previous(start) -> None:
     client.containers.delete(container.id)
     # The container is gone: an explicit id is an error...
     with pytest.raises(openai.NotFoundError):
-        client.responses.create(model="scripted", input="y?", tools=tools, previous_response_id=first.id)
+        client.responses.create(
+            model="scripted", input="y?", tools=tools, previous_response_id=first.id
+        )
     # ...but an auto container continues in a new one, and the model is told.
     second = client.responses.create(
         model="scripted", input="y?", tools=TOOLS, include=INCLUDE, previous_response_id=first.id
@@ -218,7 +242,9 @@ def test_explicit_container_and_expired_previous(start) -> None:
 def test_bad_input(start) -> None:
     client, _, _ = start([])
     with pytest.raises(openai.NotFoundError):
-        client.responses.create(model="scripted", input="x", tools=TOOLS, previous_response_id="resp_nope")
+        client.responses.create(
+            model="scripted", input="x", tools=TOOLS, previous_response_id="resp_nope"
+        )
     with pytest.raises(openai.BadRequestError) as excinfo:
         client.responses.create(model="scripted", input="x", tools=[{"type": "web_search"}])
     assert "web_search" in str(excinfo.value)
@@ -226,13 +252,17 @@ def test_bad_input(start) -> None:
         client.responses.create(model="scripted", input="x", temperature=5)
     with pytest.raises(openai.NotFoundError):
         client.responses.create(
-            model="scripted", input="x", tools=[{"type": "code_interpreter", "container": "cntr_nope"}]
+            model="scripted",
+            input="x",
+            tools=[{"type": "code_interpreter", "container": "cntr_nope"}],
         )
 
 
 def test_model_that_never_stops_is_incomplete(start) -> None:
     client, _, _ = start(["<|channel|>final<|message|>" + "la " * 200])
-    response = client.responses.create(model="scripted", input="Sing", tools=TOOLS, max_output_tokens=32)
+    response = client.responses.create(
+        model="scripted", input="Sing", tools=TOOLS, max_output_tokens=32
+    )
     assert response.status == "incomplete"
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
@@ -260,7 +290,7 @@ def test_tool_call_limit(start) -> None:
 
 
 def test_disconnect_mid_stream_cancels_and_sandbox_survives(start) -> None:
-    client, double, server = start(
+    client, _double, server = start(
         [python_call("import time\nx = 1\ntime.sleep(30)"), final("late")]
     )
     with client.responses.create(model="scripted", input="x", tools=TOOLS, stream=True) as stream:
@@ -268,14 +298,19 @@ def test_disconnect_mid_stream_cancels_and_sandbox_survives(start) -> None:
         for event in stream:
             if event.type == "response.code_interpreter_call.interpreting":
                 break
-            if event.type == "response.output_item.added" and event.item.type == "code_interpreter_call":
+            if (
+                event.type == "response.output_item.added"
+                and event.item.type == "code_interpreter_call"
+            ):
                 container_id = event.item.container_id
     assert container_id is not None
     # The execution was interrupted, not left running; the kernel kept its state.
     deadline = time.monotonic() + 30
     while True:
         result = httpx.post(
-            f"{server.v1}/containers/{container_id}/execute", json={"code": "print(x)", "timeout": 5}, timeout=30
+            f"{server.v1}/containers/{container_id}/execute",
+            json={"code": "print(x)", "timeout": 5},
+            timeout=30,
         ).json()
         if result["status"] == "ok":
             break

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from model_runner.errors import ModelNotFound
+from model_runner.errors import ModelRunnerError
 from model_runner.loading import load_generator
 
 
@@ -15,6 +15,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     from model_runner.server import create_app
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     options: dict[str, object] = {}
     if not args.model.startswith(("http://", "https://")):
         options["cache_budget_bytes"] = int(args.cache_budget_mb * 1024**2)
@@ -24,7 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
         options["name"] = args.name
     try:
         generator = load_generator(args.model, **options)
-    except ModelNotFound as exc:
+    except ModelRunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     logging.getLogger(__name__).info("serving %s", generator.name)
@@ -43,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--name", default=None, help="the model name to report")
     serve.add_argument(
         "--cache-budget-mb", type=float, default=2048, help="prefix cache memory budget"
+    )
+    serve.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)"
     )
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)

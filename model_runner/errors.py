@@ -27,6 +27,12 @@ class ModelNotFound(ModelRunnerError):
     code = "model_not_found"
 
 
+class ModelTooLarge(ModelRunnerError):
+    """The model's weights do not fit the device it was asked to run on."""
+
+    code = "model_too_large"
+
+
 class ModelUnavailable(ModelRunnerError):
     """A served model cannot be reached, or it dropped the stream midway."""
 
@@ -45,6 +51,7 @@ ERRORS_BY_CODE: dict[str, type[ModelRunnerError]] = {
         ModelRunnerError,
         InvalidGenerationRequest,
         ModelNotFound,
+        ModelTooLarge,
         ModelUnavailable,
         GenerationFailed,
     )

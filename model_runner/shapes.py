@@ -4,6 +4,9 @@ A model with the real shapes and random weights decodes at the real speed, which
 how to benchmark where the real checkpoints cannot be downloaded. ``tiny`` is small
 enough for CPU tests yet keeps what matters to the runner: the full o200k_harmony
 vocabulary, and sliding-window layers alternating with full attention.
+
+In bf16, gpt-oss-20b takes 42 GB (fits one 80 GB GPU); gpt-oss-120b takes 234 GB, more
+than any single GPU: the real checkpoint fits one 80 GB GPU only in MXFP4.
 """
 
 from __future__ import annotations
@@ -71,3 +74,14 @@ def gpt_oss_config(shape: str, **overrides: Any) -> Any:
     except KeyError:
         raise ValueError(f"unknown model shape {shape!r}; known: {', '.join(SHAPES)}") from None
     return GptOssConfig(**{**values, **overrides})
+
+
+def parameter_count(config: Any) -> int:
+    """Parameters of a ``GptOssForCausalLM`` of ``config``, counted on the meta device
+    (no memory, no initialisation)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    return sum(parameter.numel() for parameter in skeleton.parameters())

@@ -26,7 +26,12 @@ from typing import Any
 
 import torch
 
-from model_runner.errors import GenerationFailed, InvalidGenerationRequest, ModelRunnerError
+from model_runner.errors import (
+    GenerationFailed,
+    InvalidGenerationRequest,
+    ModelRunnerError,
+    ModelTooLarge,
+)
 from model_runner.generator import GenerationRequest, GenerationStream, GenerationUsage
 from model_runner.prefix_cache import (
     CachedSequence,
@@ -211,7 +216,7 @@ class TransformersGenerator:
         directly on ``device`` in ``dtype``: never 20B fp32 parameters on the CPU first."""
         from transformers import AutoModelForCausalLM
 
-        from model_runner.shapes import SHAPES, gpt_oss_config
+        from model_runner.shapes import SHAPES, gpt_oss_config, parameter_count
 
         device = device or default_device()
         dtype = dtype or default_dtype(device)
@@ -228,6 +233,15 @@ class TransformersGenerator:
                     compact = token_map.to_compact([original])[0]
                 overrides.setdefault(field_name, compact)
         config = gpt_oss_config(shape, **overrides)
+        if torch.device(device).type == "cuda":
+            # Fail with a clear message rather than an out-of-memory error halfway.
+            need = parameter_count(config) * dtype.itemsize
+            free, _ = torch.cuda.mem_get_info(torch.device(device))
+            if need > free:
+                raise ModelTooLarge(
+                    f"{shape} needs {need / 1024**3:.0f} GiB for its weights in {dtype}; "
+                    f"{device} has {free / 1024**3:.0f} GiB free"
+                )
         torch.manual_seed(seed)
         with torch.device(device):
             model = AutoModelForCausalLM.from_config(config, dtype=dtype)
@@ -261,7 +275,10 @@ class TransformersGenerator:
                 cancel.set()
 
         job = _Job(request, emit, cancel)
-        threading.Thread(target=self._work, args=(job,), name="generate", daemon=True).start()
+        # Not a daemon: interpreter shutdown must wait for a worker to leave torch, or
+        # tearing torch down under a running thread aborts the process. A worker always
+        # ends soon: its stream's end, or a closed loop, sets its cancel flag.
+        threading.Thread(target=self._work, args=(job,), name="generate").start()
         try:
             while True:
                 item = await queue.get()
@@ -316,6 +333,12 @@ class TransformersGenerator:
         except Exception as exc:
             self.stats.failed += 1
             log.exception("generation failed")
+            if isinstance(exc, torch.OutOfMemoryError):
+                # Cached conversations are the memory we can give back; the next
+                # request then has a chance.
+                self.prefix_cache.clear()
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
             job.emit(GenerationFailed(f"{type(exc).__name__}: {exc}"))
         finally:
             job.emit(_END)

@@ -8,11 +8,25 @@ full o200k_harmony vocabulary; the other is a vocabulary-subset model behind a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+import torch
 from runner_fixtures import PLAIN_IDS, SPECIAL_IDS, UNKNOWN_ORIGINAL_ID, build_subset_generator
 
 from model_runner.token_map import TokenMap
 from model_runner.transformers_backend import TransformersGenerator
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and on a busy machine OpenMP workers
+    spinning against each other make each step many times slower. Restored after
+    each module so other test folders keep their setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

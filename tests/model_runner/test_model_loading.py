@@ -69,6 +69,14 @@ def test_real_shapes_match_the_model_cards() -> None:
     assert (big.num_hidden_layers, big.num_local_experts) == (36, 128)
 
 
+def test_real_shapes_have_the_model_cards_parameter_counts() -> None:
+    from model_runner.shapes import gpt_oss_config, parameter_count
+
+    # "21B parameters" and "117B" in the model cards.
+    assert round(parameter_count(gpt_oss_config("gpt-oss-20b")) / 1e9) == 21
+    assert round(parameter_count(gpt_oss_config("gpt-oss-120b")) / 1e9) == 117
+
+
 @pytest.mark.parametrize("spec", ["random:gpt-oss-1t", "./no/such/folder", "/no/such/folder"])
 def test_missing_models_raise_model_not_found(spec: str) -> None:
     with pytest.raises(ModelNotFound):

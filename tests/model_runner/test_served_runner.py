@@ -154,7 +154,7 @@ async def test_the_serve_command_serves_random_tiny(tmp_path: Path) -> None:
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
         )
     generator = HTTPGenerator(f"http://127.0.0.1:{port}")
     try:

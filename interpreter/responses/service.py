@@ -239,7 +239,8 @@ class ResponsesService:
             "output": [],
             "instructions": request.instructions,
             "previous_response_id": request.previous_response_id,
-            "tools": request.tools,
+            # Echoed normalised: a code_interpreter tool always names its container.
+            "tools": [turn.tool.model_dump(exclude_none=True)] if turn.tool else [],
             "tool_choice": request.tool_choice,
             "parallel_tool_calls": request.parallel_tool_calls,
             "temperature": request.temperature,

@@ -1,0 +1,103 @@
+"""The Responses API with real models, not the scripted double: the real transformers
+path (a tiny random-weight gpt-oss) and the shipped demo checkpoint, through a real
+server, real sandboxes and the official openai SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from openai import OpenAI
+
+from interpreter.api.app import create_app
+from model_runner.demo.data import EVAL_SEED, FAMILIES, conversations
+from tests.conftest import RunningServer
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+TOOLS: list[Any] = [{"type": "code_interpreter", "container": {"type": "auto"}}]
+
+
+@pytest.fixture
+def client_for(
+    make_settings: Callable[..., Any], serve: Callable[..., RunningServer]
+) -> Iterator[Callable[[str], OpenAI]]:
+    clients: list[OpenAI] = []
+
+    def start(model: str) -> OpenAI:
+        server = serve(create_app(make_settings(model=model), cleanup_on_exit=True))
+        client = OpenAI(base_url=server.v1, api_key="unused", max_retries=0, timeout=300)
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.close()
+
+
+def test_random_weights_end_cleanly_and_hit_the_prefix_cache(client_for) -> None:
+    """Random weights write garbage: whatever it is, the response ends with a status and
+    a reason, never a server error; and the same prompt twice is served from the cache."""
+    client = client_for("random:tiny")
+    responses = [
+        client.responses.create(
+            model="random:tiny",
+            input="What is 2 + 2?",
+            tools=TOOLS,
+            max_output_tokens=24,
+            max_tool_calls=1,
+            prompt_cache_key="same-conversation",
+        )
+        for _ in range(2)
+    ]
+    for response in responses:
+        assert response.status in ("completed", "incomplete", "failed")
+        if response.status == "failed":
+            assert response.error is not None and response.error.message
+        if response.status == "incomplete":
+            assert response.incomplete_details is not None
+        assert response.usage is not None and response.usage.output_tokens > 0
+    first, second = (r.usage for r in responses)
+    assert first is not None and second is not None
+    # The second request's first prompt is the first one's: all but the last token reused.
+    assert second.input_tokens_details.cached_tokens > 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_demo_model_answers_each_family(client_for, family: str) -> None:
+    """The shipped checkpoint, through the same loader as any gpt-oss checkpoint, writes
+    the code, the sandbox computes, and the answer quotes the real output."""
+    client = client_for("demo")
+    conversation = conversations(EVAL_SEED, len(FAMILIES), families=[family])[0]
+    tools = TOOLS
+    if conversation.files:
+        container = client.containers.create(name=f"demo-{family}")
+        for name, text in conversation.files.items():
+            client.containers.files.create(container.id, file=(name, text.encode()))
+        tools = [{"type": "code_interpreter", "container": container.id}]
+    previous = None
+    for turn in conversation.turns:
+        response = client.responses.create(
+            model="demo",
+            input=turn.user,
+            instructions=conversation.instructions,
+            tools=tools,
+            previous_response_id=previous,
+            include=["code_interpreter_call.outputs"],
+        )
+        assert response.status == "completed", response.error
+        calls = [item for item in response.output if item.type == "code_interpreter_call"]
+        assert calls, "the model answered without running code"
+        for expected in turn.expected:
+            assert expected in response.output_text, (turn.user, response.output_text)
+        previous = response.id
+    if family == "state":
+        # The second turn found the first turn's variable in the same kernel.
+        assert len(conversation.turns) == 2
+    if family == "plot":
+        images = [o for o in calls[-1].outputs or [] if o.type == "image"]
+        assert images, "the plot came back without an image"
+    if family == "file":
+        annotations = response.output[-1].content[0].annotations
+        assert any(a.type == "container_file_citation" for a in annotations)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
@@ -63,15 +63,15 @@ class KernelConnection:
     async def _read(self, channel: str, sock: zmq.asyncio.Socket) -> None:
         while True:
             try:
-                frames = await sock.recv_multipart()
+                frames = cast(list[bytes], await sock.recv_multipart())
             except (asyncio.CancelledError, zmq.ContextTerminated):
                 return
             except zmq.ZMQError as exc:
                 log.debug("kernel %s socket closed: %s", channel, exc)
                 return
             try:
-                _, frames = self.session.feed_identities(frames)
-                msg = self.session.deserialize(frames)
+                _, body = self.session.feed_identities(frames)
+                msg = self.session.deserialize(body)
             except Exception:
                 # A message that fails its signature check is dropped, never trusted.
                 log.warning("dropping an unreadable %s message", channel)

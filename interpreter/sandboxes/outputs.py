@@ -70,6 +70,9 @@ class ExecutionResult:
     truncated: bool = False
     kernel_restarted: bool = False
     notice: str | None = None
+    # Why a kernel was replaced during or just before this execution ("died",
+    # "timeout"); None when nothing was, or when an earlier result already said so.
+    restart_reason: str | None = None
 
     @property
     def stdout(self) -> str:

@@ -31,6 +31,8 @@ INTERRUPT_GRACE_S = 3.0
 # Without messages for this long during an execution, ask the agent whether the kernel lives.
 LIVENESS_POLL_S = 0.5
 
+TRUNCATION_MARKER = "\n[output truncated: the execution printed more than the limit]\n"
+
 STATE_LOST_NOTICE = (
     "The Python kernel was restarted before this ran: variables from earlier executions "
     "are gone. Files in /mnt/data were kept."
@@ -49,26 +51,40 @@ class OutputCollector:
     async def add(self, output: Output) -> None:
         if isinstance(output, ClearOutput):
             self.outputs.clear()
+            await self._emit(output)
+            return
+        if self.truncated:
+            return
+        size = _size_of(output)
+        if size <= self._budget:
+            self._budget -= size
+            self._append(output)
+            await self._emit(output)
+            return
+        self.truncated = True
+        # Keep what fits of a stream chunk: a flood arrives in large batches, and
+        # dropping the whole first batch would show nothing of what the code printed.
+        if isinstance(output, StreamOutput) and self._budget > 0:
+            head = StreamOutput(output.name, output.text[: self._budget])
+            self._budget = 0
+            self._append(head)
+            await self._emit(head)
+        marker = StreamOutput("stderr", TRUNCATION_MARKER)
+        self._append(marker)
+        await self._emit(marker)
+
+    def _append(self, output: Output) -> None:
+        last = self.outputs[-1] if self.outputs else None
+        if (
+            isinstance(output, StreamOutput)
+            and isinstance(last, StreamOutput)
+            and last.name == output.name
+        ):
+            self.outputs[-1] = StreamOutput(last.name, last.text + output.text)
         else:
-            size = _size_of(output)
-            if size > self._budget:
-                if self.truncated:
-                    return
-                self.truncated = True
-                output = StreamOutput(
-                    "stderr", "\n[output truncated: the execution printed more than the limit]\n"
-                )
-            else:
-                self._budget -= size
-            last = self.outputs[-1] if self.outputs else None
-            if (
-                isinstance(output, StreamOutput)
-                and isinstance(last, StreamOutput)
-                and last.name == output.name
-            ):
-                self.outputs[-1] = StreamOutput(last.name, last.text + output.text)
-            else:
-                self.outputs.append(output)
+            self.outputs.append(output)
+
+    async def _emit(self, output: Output) -> None:
         if self._on_output is not None:
             await self._on_output(output)
 
@@ -99,11 +115,14 @@ class Sandbox:
         self.kernel = KernelConnection(info)
         self.agent = AgentClient(record.run_dir / "agent.sock")
         self._kernel_session: str | None = None
+        # A death already reported in a result; the next result only adds the notice.
+        self._death_reported = False
 
     async def connect(self, timeout_s: float = 30.0) -> None:
         """Open the sockets and wait until the kernel answers on every channel."""
         self.kernel.open()
         await self._wait_ready(timeout_s)
+        self._kernel_session = self.kernel.kernel_session
 
     async def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -116,7 +135,6 @@ class Sandbox:
             await self.kernel.wait_ready(max(0.1, deadline - time.monotonic()))
         except TimeoutError as exc:
             raise SandboxError(f"the kernel of sandbox {self.id} did not become ready") from exc
-        self._kernel_session = self.kernel.kernel_session
 
     async def execute(
         self,
@@ -144,19 +162,21 @@ class Sandbox:
                 "stop_on_error": True,
             },
         )
+        timed_out = restarted = False
         with self.kernel.route(msg) as queue:
             sent_at = time.time()
             self.kernel.post("shell", msg)
             try:
                 outcome = await self._collect(queue, collector, started + timeout_s, sent_at)
                 if outcome == "timeout":
+                    timed_out = True
                     await self.agent.interrupt()
                     outcome = await self._collect(
                         queue, collector, time.monotonic() + INTERRUPT_GRACE_S, sent_at
                     )
                     if outcome == "timeout":
                         await self.restart()
-                    outcome = "timeout"
+                        restarted = True
             except asyncio.CancelledError:
                 # The caller went away: stop the code, but keep the kernel's state. The
                 # interrupt must finish even though we are being cancelled.
@@ -171,6 +191,8 @@ class Sandbox:
         if outcome == "died":
             result.status = "died"
             result.kernel_restarted = True
+            result.restart_reason = "died"
+            self._death_reported = True
             error = ErrorOutput(
                 "KernelDied",
                 "The Python kernel died while running this code (most likely it ran out of "
@@ -179,11 +201,19 @@ class Sandbox:
             )
             await collector.add(error)
             log.info("the kernel of %s died and was restarted", self.id)
+            # The agent has started a new kernel; wait for it, but leave the remembered
+            # kernel session as it was, so the next result also says what was lost.
             await self._wait_ready(30.0)
             return result
-        if outcome == "timeout":
+        if timed_out:
             result.status = "timeout"
+            if restarted:
+                result.kernel_restarted = True
+                result.notice = STATE_LOST_NOTICE
+                result.restart_reason = "timeout"
             return result
+        assert isinstance(outcome, tuple)
+        assert not isinstance(outcome, str)
         reply_status, count = outcome
         result.execution_count = count
         result.status = "error" if reply_status == "error" else "ok"
@@ -192,6 +222,9 @@ class Sandbox:
         if self._kernel_session is not None and session != self._kernel_session:
             result.kernel_restarted = True
             result.notice = STATE_LOST_NOTICE
+            # Unless an earlier result said the kernel died, it died while idle.
+            result.restart_reason = None if self._death_reported else "died"
+        self._death_reported = False
         self._kernel_session = session
         return result
 
@@ -264,6 +297,7 @@ class Sandbox:
         """A fresh kernel in the same container: variables gone, files kept."""
         await self.agent.restart()
         await self._wait_ready(30.0)
+        self._kernel_session = self.kernel.kernel_session
 
     async def close(self) -> None:
         await self.kernel.close()

@@ -9,6 +9,7 @@ sandbox itself can write), so a restarted service re-adopts live sessions.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import logging
@@ -316,8 +317,8 @@ class SessionManager:
             result = await sandbox.execute(code, timeout_s=timeout_s, on_output=on_output)
         self.metrics.executions.labels(result.status).inc()
         self.metrics.execution_seconds.observe(result.duration_s)
-        if result.status in ("died", "timeout") or result.kernel_restarted:
-            self.metrics.kernel_restarts.labels(result.status).inc()
+        if result.restart_reason is not None:
+            self.metrics.kernel_restarts.labels(result.restart_reason).inc()
         return result
 
     async def interrupt(self, session: Session) -> bool:
@@ -353,7 +354,7 @@ class SessionManager:
         self._save(session.info)
         return record
 
-    async def list_files(self, session: Session) -> list[FileRecord]:
+    async def list_files(self, session: Session) -> builtins.list[FileRecord]:
         """Files now in /mnt/data; files the code wrote get ids as they are first seen."""
         session.touch()
         present = await session.sandbox.agent.list_files()

@@ -1,0 +1,144 @@
+"""What a sandbox's code cannot do: reach a network, write outside its data folders, run
+as root, see another sandbox, or use the agent's file API to leave /mnt/data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from interpreter.errors import FileNotFound, InvalidRequest
+from interpreter.sandboxes.sandbox import Sandbox
+
+pytestmark = pytest.mark.docker
+
+StartSandbox = Callable[..., Awaitable[Sandbox]]
+
+
+async def run_json(sandbox: Sandbox, code: str) -> object:
+    """Run ``code``, which prints one JSON value, and return that value."""
+    result = await sandbox.execute(code, timeout_s=30)
+    assert result.status == "ok", result.outputs
+    return json.loads(result.stdout)
+
+
+async def test_no_network_no_root_no_writes_outside_data(start_sandbox: StartSandbox) -> None:
+    sandbox = await start_sandbox()
+    network = await run_json(
+        sandbox,
+        "import json, socket\n"
+        "outcomes = {}\n"
+        "for host, port in [('1.1.1.1', 53), ('8.8.8.8', 443), ('172.17.0.1', 2375)]:\n"
+        "    try:\n"
+        "        socket.create_connection((host, port), timeout=2).close()\n"
+        "        outcomes[host] = 'connected'\n"
+        "    except OSError as exc:\n"
+        "        outcomes[host] = type(exc).__name__\n"
+        "try:\n"
+        "    socket.getaddrinfo('example.com', 80)\n"
+        "    outcomes['dns'] = 'resolved'\n"
+        "except OSError as exc:\n"
+        "    outcomes['dns'] = type(exc).__name__\n"
+        "import os\n"
+        "outcomes['interfaces'] = sorted(os.listdir('/sys/class/net'))\n"
+        "print(json.dumps(outcomes))",
+    )
+    assert isinstance(network, dict)
+    assert "connected" not in network.values(), network
+    assert network["dns"] != "resolved"
+    assert network["interfaces"] == ["lo"]
+
+    ids = await run_json(sandbox, "import os, json; print(json.dumps([os.getuid(), os.geteuid()]))")
+    assert isinstance(ids, list)
+    assert 0 not in ids
+
+    writes = await run_json(
+        sandbox,
+        "import json, os\n"
+        "outcomes = {}\n"
+        "for folder in ['/', '/etc', '/usr', '/opt/sandbox', '/opt/sandbox/venv/lib', '/root',\n"
+        "               '/var', '/home', '/run', '/mnt']:\n"
+        "    try:\n"
+        "        with open(os.path.join(folder, 'escape.txt'), 'w') as f:\n"
+        "            f.write('x')\n"
+        "        outcomes[folder] = 'written'\n"
+        "    except OSError as exc:\n"
+        "        outcomes[folder] = type(exc).__name__\n"
+        "for folder in ['/mnt/data', '/tmp', '/dev/shm']:\n"
+        "    with open(os.path.join(folder, 'fine.txt'), 'w') as f:\n"
+        "        f.write('x')\n"
+        "    outcomes[folder] = 'written'\n"
+        "print(json.dumps(outcomes))",
+    )
+    assert isinstance(writes, dict)
+    assert {folder for folder, outcome in writes.items() if outcome == "written"} == {
+        "/mnt/data",
+        "/tmp",
+        "/dev/shm",
+    }, writes
+    # The writable places are small tmpfs mounts, not the host's disk.
+    sizes = await run_json(
+        sandbox,
+        "import json, os\n"
+        "print(json.dumps({p: os.statvfs(p).f_blocks * os.statvfs(p).f_frsize\n"
+        "                  for p in ['/mnt/data', '/tmp', '/dev/shm']}))",
+    )
+    assert isinstance(sizes, dict)
+    assert all(0 < size <= 256 << 20 for size in sizes.values()), sizes
+
+
+async def test_sandboxes_do_not_see_each_other(start_sandbox: StartSandbox) -> None:
+    first = await start_sandbox()
+    second = await start_sandbox()
+    await first.execute(
+        "secret = 'first'\nopen('/mnt/data/secret.txt', 'w').write('first')\n"
+        "open('/tmp/secret.txt', 'w').write('first')",
+        timeout_s=30,
+    )
+    seen = await run_json(
+        second,
+        "import json, os\n"
+        "print(json.dumps({'variable': 'secret' in globals(),\n"
+        "                  'data': os.listdir('/mnt/data'),\n"
+        "                  'tmp': os.path.exists('/tmp/secret.txt'),\n"
+        "                  'pids': sorted(int(p) for p in os.listdir('/proc') if p.isdigit())}))",
+    )
+    assert isinstance(seen, dict)
+    assert seen["variable"] is False
+    assert seen["data"] == []
+    assert seen["tmp"] is False
+    # Its own pid namespace: the agent as pid 1 and its kernel, nothing of the host.
+    assert seen["pids"][0] == 1
+    assert len(seen["pids"]) < 10
+    assert (await first.agent.read_file("/mnt/data/secret.txt")) == b"first"
+    with pytest.raises(Exception, match="No such file"):
+        await second.agent.read_file("/mnt/data/secret.txt")
+
+
+async def test_agent_file_api_stays_inside_data(start_sandbox: StartSandbox) -> None:
+    sandbox = await start_sandbox()
+    await sandbox.execute(
+        "import os\n"
+        "os.symlink('/etc/passwd', '/mnt/data/passwd')\n"
+        "os.symlink('/', '/mnt/data/root')\n"
+        "open('/mnt/data/plain.txt', 'w').write('plain')",
+        timeout_s=30,
+    )
+    listed = {f.path for f in await sandbox.agent.list_files()}
+    assert listed == {"/mnt/data/plain.txt"}
+    for path in ["../etc/passwd", "passwd", "root/etc/passwd", "..", "/mnt/data/../../etc/passwd"]:
+        # Refused, or normalised by the client into a path the agent does not serve.
+        with pytest.raises((InvalidRequest, FileNotFound)):
+            await sandbox.agent.read_file(path)
+    # Raw requests, as a hostile client of the socket would send them.
+    transport = httpx.AsyncHTTPTransport(uds=str(sandbox.record.run_dir / "agent.sock"))
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as raw:
+        for url in ["/files/%2e%2e/etc/passwd", "/files/..%2fetc%2fpasswd", "/files/%00"]:
+            response = await raw.get(url)
+            assert response.status_code == 400, url
+        response = await raw.put("/files/..%2f..%2ftmp%2fplanted", content=b"x")
+        assert response.status_code == 400
+    check = await sandbox.execute("import os; print(os.path.exists('/tmp/planted'))", timeout_s=30)
+    assert check.stdout == "False\n"

@@ -1,0 +1,154 @@
+"""Hostile or careless code meets the limits: memory, processes, time, output. Each one
+is contained in its own sandbox, which stays usable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from interpreter.sandboxes.sandbox import STATE_LOST_NOTICE, Sandbox
+
+pytestmark = pytest.mark.docker
+
+StartSandbox = Callable[..., Awaitable[Sandbox]]
+
+
+async def test_memory_hog_kills_only_its_kernel(start_sandbox: StartSandbox) -> None:
+    sandbox = await start_sandbox()
+    await sandbox.execute(
+        "x = 1\nopen('/mnt/data/kept.txt', 'w').write('still here')", timeout_s=30
+    )
+    hog = await sandbox.execute(
+        "blocks = []\nwhile True:\n    blocks.append(b'x' * (32 << 20))", timeout_s=60
+    )
+    assert hog.status == "died"
+    assert hog.kernel_restarted
+    assert hog.error is not None and hog.error.ename == "KernelDied"
+
+    # The container lives on with a new kernel: variables gone, files kept, and the
+    # next result says so.
+    after = await sandbox.execute(
+        "print(open('/mnt/data/kept.txt').read()); print('x' in globals())", timeout_s=30
+    )
+    assert after.status == "ok", after.outputs
+    assert after.stdout == "still here\nFalse\n"
+    assert after.kernel_restarted
+    assert after.notice == STATE_LOST_NOTICE
+    assert hog.restart_reason == "died"
+    assert after.restart_reason is None  # the death was reported once, by the hog's result
+    again = await sandbox.execute("1", timeout_s=30)
+    assert again.notice is None
+    health = await sandbox.agent.health()
+    assert health.alive
+    assert health.generation == 2
+
+
+async def test_fork_bomb_is_contained(start_sandbox: StartSandbox) -> None:
+    pids_limit = 64
+    sandbox = await start_sandbox(pids_limit=pids_limit)
+    await sandbox.execute("x = 'kept'", timeout_s=30)
+    # Bounded on purpose: children sleep instead of forking on, so the test cannot
+    # hurt the machine even if the limit were missing.
+    bomb = await sandbox.execute(
+        "import os, time\n"
+        "children, refused = 0, None\n"
+        "for _ in range(1000):\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except OSError as exc:\n"
+        "        refused = type(exc).__name__\n"
+        "        break\n"
+        "    if pid == 0:\n"
+        "        time.sleep(120)\n"
+        "        os._exit(0)\n"
+        "    children += 1\n"
+        "print(children, refused)",
+        timeout_s=60,
+    )
+    assert bomb.status == "ok", bomb.outputs
+    children, refused = bomb.stdout.split()
+    assert int(children) < pids_limit
+    assert refused == "BlockingIOError"
+
+    # The agent still answers while every pid is taken, and a restart frees them.
+    assert (await sandbox.agent.health()).alive
+    await sandbox.restart()
+    after = await sandbox.execute(
+        "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))", timeout_s=30
+    )
+    assert after.status == "ok", after.outputs
+    assert int(after.stdout) < 10
+
+
+async def test_endless_loop_is_interrupted_and_state_kept(start_sandbox: StartSandbox) -> None:
+    sandbox = await start_sandbox()
+    await sandbox.execute("x = 'kept'", timeout_s=30)
+    looped = await sandbox.execute("while True: pass", timeout_s=1)
+    assert looped.status == "timeout"
+    assert not looped.kernel_restarted
+    assert looped.error is not None and looped.error.ename == "KeyboardInterrupt"
+    after = await sandbox.execute("print(x)", timeout_s=30)
+    assert after.stdout == "kept\n"
+    assert not after.kernel_restarted
+
+
+async def test_code_that_ignores_interrupts_gets_a_new_kernel(
+    start_sandbox: StartSandbox,
+) -> None:
+    sandbox = await start_sandbox()
+    await sandbox.execute("x = 'lost'", timeout_s=30)
+    stubborn = await sandbox.execute(
+        "import time\n"
+        "while True:\n"
+        "    try:\n"
+        "        time.sleep(0.05)\n"
+        "    except KeyboardInterrupt:\n"
+        "        pass",
+        timeout_s=1,
+    )
+    assert stubborn.status == "timeout"
+    assert stubborn.kernel_restarted
+    assert stubborn.notice == STATE_LOST_NOTICE
+    assert stubborn.restart_reason == "timeout"
+    after = await sandbox.execute("print('x' in globals())", timeout_s=30)
+    assert after.stdout == "False\n"
+
+
+async def test_output_flood_is_truncated_with_a_marker(start_sandbox: StartSandbox) -> None:
+    limit = 20_000
+    sandbox = await start_sandbox(max_output_bytes=limit)
+    flood = await sandbox.execute(
+        "for i in range(200_000):\n    print(i)\nprint('x' * 5_000_000)\nx = 'after flood'",
+        timeout_s=60,
+    )
+    assert flood.status == "ok"
+    assert flood.truncated
+    text = flood.stdout + flood.stderr
+    assert "[output truncated" in text
+    assert len(text) <= limit + 200
+    assert flood.stdout.startswith("0\n1\n2\n")
+    after = await sandbox.execute("print(x)", timeout_s=30)
+    assert after.stdout == "after flood\n"
+    assert not after.truncated
+
+
+async def test_kernel_dying_while_idle_is_noticed(start_sandbox: StartSandbox) -> None:
+    sandbox = await start_sandbox()
+    started = await sandbox.execute(
+        "import os, threading\nx = 1\nthreading.Timer(0.2, os._exit, [3]).start()", timeout_s=30
+    )
+    assert started.status == "ok"
+    # Wait for the agent to notice the death and start the next kernel.
+    for _ in range(200):
+        health = await sandbox.agent.health()
+        if health.generation == 2 and health.alive:
+            break
+        await asyncio.sleep(0.05)
+    assert health.last_exit == 3
+    after = await sandbox.execute("print('x' in globals())", timeout_s=30)
+    assert after.status == "ok"
+    assert after.stdout == "False\n"
+    assert after.notice == STATE_LOST_NOTICE
+    assert after.restart_reason == "died"

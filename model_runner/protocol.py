@@ -6,9 +6,11 @@
     {"token": 200005}                                                       one per token
     {"done": true, "completion_tokens": 57}                                 last
 
-or, if generation fails midway, a last line ``{"error": {...}}``. A stream that ends
-without ``done`` or ``error`` was cut (the server went away). Errors before the stream
-starts are an HTTP error status with the same ``{"error": {...}}`` body.
+or, if the model rejects the request or fails, a last line ``{"error": {...}}``. A
+stream that ends without ``done`` or ``error`` was cut (the server went away). A body
+that does not parse (missing fields, ``max_tokens`` < 1...) gets HTTP 400 with the same
+``{"error": {...}}`` object. The server starts streaming at once, before the first token,
+because only a started response notices a client leaving during a long prefill.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Standard library only: it runs before, and independently of, the user's environm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,10 +31,16 @@ DATA_DIR = Path(os.environ.get("SANDBOX_DATA_DIR", "/mnt/data"))
 CONNECTION_FILE = RUN_DIR / "kernel.json"
 AGENT_SOCKET = RUN_DIR / "agent.sock"
 MAX_LISTED_FILES = 10_000
+AGENT_WORKERS = 8
 
 
 class KernelSupervisor:
-    """Starts the kernel, notices its death through the reaper, and starts it again."""
+    """Starts the kernel, notices its death through the reaper, and starts it again.
+
+    Starting a kernel needs a free pid. Code that took every pid of the container (a
+    fork bomb) may leave none for a moment, so a kernel that could not be started is
+    retried by a keeper thread until one is, rather than failing for good.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -43,16 +50,18 @@ class KernelSupervisor:
         self.last_exit: int | None = None
         self.restarts_on_death = 0
         self.stopping = False
+        self._wanted = threading.Event()
 
     def start(self) -> None:
         with self.lock:
             self._spawn()
+        # Started now, while pids are free: later there may be none for a new thread.
+        threading.Thread(target=self._keep_alive, daemon=True).start()
 
     def _spawn(self) -> None:
-        self.generation += 1
         # Wall-clock time is shared with the host, so it can tell whether the kernel
         # it is waiting on was replaced before or after its request was sent.
-        self.started_at = time.time()
+        started_at = time.time()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -64,11 +73,29 @@ class KernelSupervisor:
                 "--HistoryManager.enabled=False",
             ],
             cwd=DATA_DIR,
-            env={**os.environ, "SANDBOX_KERNEL_GENERATION": str(self.generation)},
+            env={**os.environ, "SANDBOX_KERNEL_GENERATION": str(self.generation + 1)},
             stdin=subprocess.DEVNULL,
             # A new session, so a stray os.killpg from user code cannot reach the agent.
             start_new_session=True,
         )
+        self.generation += 1
+        self.started_at = started_at
+
+    def _try_spawn(self) -> None:
+        """Start a kernel now if possible, else leave it to the keeper (lock held)."""
+        try:
+            self._spawn()
+        except OSError:
+            self.process = None
+            self._wanted.set()
+
+    def _keep_alive(self) -> None:
+        while True:
+            self._wanted.wait(0.2)
+            with self.lock:
+                self._wanted.clear()
+                if self.process is None and not self.stopping:
+                    self._try_spawn()
 
     def on_exit(self, pid: int, status: int) -> None:
         """Called by the reaper for every child that exits."""
@@ -81,7 +108,7 @@ class KernelSupervisor:
             if self.stopping:
                 return
             self.restarts_on_death += 1
-            self._spawn()
+            self._try_spawn()
 
     def restart(self) -> int:
         """Kill the kernel (its whole process group) and start a fresh one."""
@@ -89,10 +116,10 @@ class KernelSupervisor:
             old = self.process
             if old is not None and old.returncode is None:
                 _kill_group(old.pid)
-                # Ignore its exit in on_exit: we replace it here ourselves.
-                self.process = None
-            self._spawn()
-            return self.generation
+            # Its exit is ignored in on_exit: it is replaced here.
+            self.process = None
+            self._try_spawn()
+            return self.generation + (1 if self.process is None else 0)
 
     def interrupt(self) -> bool:
         with self.lock:
@@ -118,10 +145,8 @@ class KernelSupervisor:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def reap_forever(supervisor: KernelSupervisor) -> None:
@@ -153,6 +178,8 @@ def list_files() -> list[dict[str, object]]:
     for root, dirs, files in os.walk(DATA_DIR):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
+            if name.startswith(".") and name.endswith(".upload"):
+                continue  # an upload still being written (see do_PUT)
             path = Path(root) / name
             try:
                 info = path.lstat()
@@ -174,6 +201,9 @@ def list_files() -> list[dict[str, object]]:
 
 class AgentHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # An idle keep-alive connection holds a worker; one whose client vanished gives it
+    # back after this long.
+    timeout = 60
     supervisor: KernelSupervisor
 
     def log_message(self, format: str, *args: object) -> None:  # quiet: no log to fill
@@ -272,8 +302,32 @@ class AgentHandler(BaseHTTPRequestHandler):
             self._reply(404, {"error": "not found"})
 
 
-class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+class AgentServer(socketserver.UnixStreamServer):
+    """Serves connections on a fixed set of threads started up front.
+
+    A thread per connection would need a free pid for each; code that took every pid
+    of the container (a fork bomb) would then leave the service unable to interrupt or
+    restart its kernel. The host keeps at most a few connections open (see
+    ``interpreter.sandboxes.agent``), fewer than there are workers.
+    """
+
+    def serve_with_workers(self, workers: int) -> None:
+        for _ in range(workers - 1):
+            threading.Thread(target=self._work, daemon=True).start()
+        self._work()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                request, address = self.get_request()
+            except OSError:
+                continue
+            try:
+                self.finish_request(request, address)
+            except Exception:  # a broken connection must not end the worker
+                pass
+            finally:
+                self.shutdown_request(request)
 
 
 def main() -> None:
@@ -296,7 +350,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    server.serve_forever()
+    server.serve_with_workers(AGENT_WORKERS)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ class SandboxFile:
     mtime: float
 
 
+AGENT_CONNECTIONS = 4
+
+
 class AgentClient:
     def __init__(self, socket_path: Path, data_root: str = "/mnt/data") -> None:
         self._data_root = data_root.rstrip("/")
@@ -35,6 +38,9 @@ class AgentClient:
             transport=httpx.AsyncHTTPTransport(uds=str(socket_path)),
             base_url="http://sandbox",
             timeout=httpx.Timeout(30.0, connect=5.0),
+            # The agent serves on a fixed number of threads (it may have no pid left
+            # to start more); stay well below it.
+            limits=httpx.Limits(max_connections=AGENT_CONNECTIONS),
         )
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from interpreter.sandboxes.agent import AGENT_CONNECTIONS, AgentClient
 from interpreter.sandboxes.sandbox import STATE_LOST_NOTICE, Sandbox
 
 pytestmark = pytest.mark.docker
@@ -72,8 +73,15 @@ async def test_fork_bomb_is_contained(start_sandbox: StartSandbox) -> None:
     assert int(children) < pids_limit
     assert refused == "BlockingIOError"
 
-    # The agent still answers while every pid is taken, and a restart frees them.
-    assert (await sandbox.agent.health()).alive
+    # The agent still answers new connections while every pid is taken (it could not
+    # start a thread for them), and a restart frees the pids.
+    fresh = AgentClient(sandbox.record.run_dir / "agent.sock")
+    try:
+        statuses = await asyncio.gather(*(fresh.health() for _ in range(AGENT_CONNECTIONS)))
+        assert all(status.alive for status in statuses)
+        await fresh.restart()
+    finally:
+        await fresh.close()
     await sandbox.restart()
     after = await sandbox.execute(
         "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))", timeout_s=30

@@ -121,7 +121,9 @@ def tool_output_message(text: str, channel: str = "analysis") -> Message:
     """The python tool's answer. An empty output still says something, so the model
     never sees an empty message and wonders whether the call ran."""
     return (
-        Message.from_author_and_content(Author.new(Role.TOOL, PYTHON_TOOL), text or EMPTY_TOOL_OUTPUT)
+        Message.from_author_and_content(
+            Author.new(Role.TOOL, PYTHON_TOOL), text or EMPTY_TOOL_OUTPUT
+        )
         .with_channel(channel)
         .with_recipient("assistant")
     )

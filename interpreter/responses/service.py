@@ -44,6 +44,7 @@ from interpreter.responses.scheduler import BACKGROUND, INTERACTIVE, ModelSchedu
 from interpreter.responses.store import ResponseStore, StoredResponse
 from interpreter.sandboxes.outputs import DisplayOutput
 from interpreter.sessions.manager import Session, SessionManager
+from model_runner.errors import ModelRunnerError
 from model_runner.generator import GenerationRequest, Generator
 from model_runner.harmony import (
     PYTHON_TOOL,
@@ -297,6 +298,10 @@ class ResponsesService:
             except ResponseFailed as exc:
                 turn.body["status"] = "failed"
                 turn.body["error"] = {"code": exc.code, "message": exc.message}
+            except ModelRunnerError as exc:
+                # Raised when a stream starts: a prompt too long, a runner unreachable.
+                turn.body["status"] = "failed"
+                turn.body["error"] = {"code": "server_error", "message": f"The model failed: {exc}"}
             except InterpreterError as exc:
                 turn.body["status"] = "failed"
                 code = (

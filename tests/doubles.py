@@ -15,14 +15,15 @@ from model_runner.harmony import load_encoding
 class ScriptedGenerator:
     """Plays ``completions`` in order, one per ``generate`` call, and records the prompts.
 
-    A completion is harmony text as the model would write it after ``<|start|>assistant``,
+    A completion is an exception to raise (as a runner does for a prompt it refuses), or
+    harmony text as the model would write it after ``<|start|>assistant``,
     e.g. ``"<|channel|>analysis to=python code<|message|>print(1)<|call|>"``. It is cut at
     ``max_tokens`` like a real model's output.
     """
 
     name = "scripted-double"
 
-    def __init__(self, completions: list[str], token_delay_s: float = 0.0) -> None:
+    def __init__(self, completions: list[str | Exception], token_delay_s: float = 0.0) -> None:
         self.encoding = load_encoding()
         self.completions = list(completions)
         self.prompts: list[list[int]] = []
@@ -38,8 +39,10 @@ class ScriptedGenerator:
             if self.completions
             else "<|channel|>final<|message|>(script ended)<|return|>"
         )
-        tokens = self.encoding.encode(text, allowed_special="all")[: request.max_tokens]
         usage = GenerationUsage(prompt_tokens=len(request.prompt_tokens))
+        if isinstance(text, Exception):
+            return GenerationStream(self._fail(text), usage)
+        tokens = self.encoding.encode(text, allowed_special="all")[: request.max_tokens]
         return GenerationStream(self._play(tokens, request.stop_tokens), usage)
 
     async def _play(self, tokens: list[int], stop: frozenset[int]) -> AsyncIterator[int]:
@@ -53,6 +56,10 @@ class ScriptedGenerator:
         except (GeneratorExit, asyncio.CancelledError):
             self.cancelled += 1
             raise
+
+    async def _fail(self, error: Exception) -> AsyncIterator[int]:
+        raise error
+        yield  # an async generator that raises when first iterated, as runners do
 
     def prompt_text(self, index: int = -1) -> str:
         return self.encoding.decode(self.prompts[index])

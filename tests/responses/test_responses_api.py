@@ -15,6 +15,7 @@ from openai import OpenAI
 from openai.types.responses import Response, ResponseCodeInterpreterToolCall
 
 from interpreter.api.app import create_app
+from model_runner.errors import InvalidGenerationRequest
 from tests.conftest import RunningServer
 from tests.doubles import ScriptedGenerator, final, python_call
 
@@ -280,6 +281,13 @@ def test_unknown_tool_fails_cleanly(start) -> None:
     response = client.responses.create(model="scripted", input="x", tools=TOOLS)
     assert response.status == "failed"
     assert "unknown tool" in response.error.message
+
+
+def test_model_runner_error_fails_cleanly(start) -> None:
+    client, _, _ = start([InvalidGenerationRequest("the prompt is longer than the context")])
+    response = client.responses.create(model="scripted", input="x", tools=TOOLS)
+    assert response.status == "failed"
+    assert "longer than the context" in response.error.message
 
 
 def test_tool_call_limit(start) -> None:

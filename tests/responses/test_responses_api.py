@@ -147,6 +147,15 @@ def test_follow_up_keeps_kernel_state(start) -> None:
     assert double.requests[0].cache_key == double.requests[2].cache_key == first.id
 
 
+def test_cache_key_from_prompt_cache_key_or_affinity_header(start) -> None:
+    client, double, _ = start([final("a"), final("b")])
+    client.responses.create(model="scripted", input="x", prompt_cache_key="key-1")
+    client.responses.create(
+        model="scripted", input="x", extra_headers={"x-session-affinity": "affinity-7"}
+    )
+    assert [r.cache_key for r in double.requests] == ["key-1", "affinity-7"]
+
+
 def test_retrieve_delete_and_input_items(start) -> None:
     client, _, _ = start([final("Hello.")])
     response = client.responses.create(model="scripted", input="Hi", tools=TOOLS)

@@ -13,6 +13,9 @@ import * as store from "./store.js";
 const $ = (id) => document.getElementById(id);
 const CONTAINER_POLL_MS = 10_000;
 const PENDING_POLL_MS = 1_500;
+// The service runs one model and answers with it whatever the request names; this is
+// sent when it does not list its models.
+const FALLBACK_MODEL = "default";
 
 const state = {
   conv: null, // {id, title, headResponseId, pendingResponseId, containerId, createdAt, saved}
@@ -132,11 +135,12 @@ async function checkService(fromButton = false) {
 
 function containerGone(error) {
   const expired = error?.code === "container_expired";
+  const minutes = state.container?.expires_after?.minutes ?? 20;
   state.containerState = expired ? "expired" : "gone";
   showBanner(
     "container",
     expired
-      ? "This conversation's container expired after 20 idle minutes: its variables and files are gone. Start a new one to keep working; your cells stay here to run again."
+      ? `This conversation's container expired after ${minutes} idle minutes: its variables and files are gone. Start a new one to keep working; your cells stay here to run again.`
       : "This conversation's container no longer exists (the service may have been reset). Start a new one to keep working.",
     [["Start a new container", () => startNewContainer(), true]],
   );
@@ -318,19 +322,22 @@ async function restoreNotebook(token) {
 }
 
 async function loadChain(conv) {
-  const chain = [];
-  let id = conv.pendingResponseId || conv.headResponseId;
   if (conv.pendingResponseId) {
+    // A turn was streaming when the page went away: the service kept what it had.
     try {
-      await responses.retrieve(conv.pendingResponseId);
+      const pending = await responses.retrieve(conv.pendingResponseId);
+      if (pending.status !== "in_progress" && pending.status !== "queued") {
+        conv.headResponseId = pending.id;
+        conv.pendingResponseId = null;
+      }
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 404)) throw error;
-      // The turn that was streaming at reload never reached the store.
-      conv.pendingResponseId = null;
-      store.saveConversation(conv);
-      id = conv.headResponseId;
+      conv.pendingResponseId = null; // it never reached the store
     }
+    store.saveConversation(conv);
   }
+  const chain = [];
+  let id = conv.pendingResponseId || conv.headResponseId;
   for (let depth = 0; id && depth < 500; depth += 1) {
     const response = await responses.retrieve(id);
     const inputs = await responses.inputItems(id);
@@ -351,7 +358,7 @@ function watchPending(token, responseId) {
         setTimeout(poll, PENDING_POLL_MS);
         return;
       }
-      if (response.status !== "failed") state.conv.headResponseId = response.id;
+      state.conv.headResponseId = response.id;
       state.conv.pendingResponseId = null;
       saveConversation();
       setProgress(null);
@@ -406,34 +413,69 @@ function assistantMessage() {
 }
 
 function renderAnswer(article) {
-  const annotations = article._annotations;
-  const cited = new Map();
-  for (const a of annotations) {
-    if (a.type === "container_file_citation") cited.set(a.filename, a);
-  }
+  const citations = article._annotations.filter((a) => a.type === "container_file_citation");
   const resolveLink = (href) => {
+    const cited = /^citation:(\d+)$/.exec(href);
+    if (cited) {
+      const citation = citations[Number(cited[1])];
+      return { href: containers.fileUrl(citation.container_id, citation.file_id), download: citation.filename };
+    }
     if (!/^sandbox:/i.test(href)) return null;
+    // gpt-oss writes links to its files as sandbox:/mnt/data/NAME.
     const path = href.replace(/^sandbox:/i, "");
     const name = path.split("/").pop();
-    const citation = cited.get(name);
+    const citation = citations.find((c) => c.filename === name);
     if (citation) return { href: containers.fileUrl(citation.container_id, citation.file_id), download: name };
     const file = state.files.find((f) => f.path === path);
     if (file && state.conv.containerId) return { href: containers.fileUrl(state.conv.containerId, file.id), download: name };
     return null;
   };
-  article.querySelector(".markdown").replaceChildren(renderMarkdown(article._text, { resolveLink }));
+  const text = linkCitations(article._text, citations);
+  article.querySelector(".markdown").replaceChildren(renderMarkdown(text, { resolveLink }));
   const list = article.querySelector(".citations");
   list.replaceChildren();
-  for (const citation of cited.values()) {
+  const shown = new Set();
+  for (const citation of citations) {
+    if (shown.has(citation.file_id)) continue;
+    shown.add(citation.file_id);
     const item = el("li");
     const link = el("a", "file-chip", citation.filename);
     link.href = containers.fileUrl(citation.container_id, citation.file_id);
     link.download = citation.filename;
-    link.setAttribute("aria-label", `Download ${citation.filename}`);
+    link.title = `Download ${citation.filename}`;
     item.append(link);
     list.append(item);
   }
-  list.hidden = cited.size === 0;
+  list.hidden = shown.size === 0;
+}
+
+/** The answer's text with each cited span made a Markdown link to ``citation:N``.
+ * Indices count code points, as the server's Python strings do. */
+function linkCitations(text, citations) {
+  let chars = Array.from(text);
+  const order = citations
+    .map((citation, index) => ({ citation, index }))
+    .filter(({ citation: c }) => Number.isInteger(c.start_index) && c.end_index > c.start_index && c.end_index <= chars.length)
+    .sort((a, b) => b.citation.start_index - a.citation.start_index);
+  let limit = chars.length;
+  for (const { citation, index } of order) {
+    const { start_index: start, end_index: end } = citation;
+    if (end > limit) continue; // overlaps one already linked
+    const before = chars.slice(0, start).join("");
+    if (insideCodeOrLink(before)) continue;
+    const label = chars.slice(start, end).join("").replace(/[\\`*_[\]]/g, "\\$&");
+    chars = [...chars.slice(0, start), `[${label}](citation:${index})`, ...chars.slice(end)];
+    limit = start;
+  }
+  return chars.join("");
+}
+
+function insideCodeOrLink(before) {
+  const fences = before.split("\n").filter((line) => /^ {0,3}(```|~~~)/.test(line)).length;
+  if (fences % 2) return true;
+  const line = before.slice(before.lastIndexOf("\n") + 1);
+  if ((line.match(/`/g) ?? []).length % 2) return true;
+  return /\]\(\s*<?[^)\s]*$|\[[^\]]*$|sandbox:[^\s)]*$/.test(line);
 }
 
 function modelCell(item) {
@@ -626,7 +668,7 @@ function executionNotice(summary) {
 async function ensureContainer() {
   const conv = state.conv;
   if (conv.containerId && (state.containerState === "expired" || state.containerState === "gone")) {
-    throw new ApiError(404, { error: { message: "This conversation's container is gone. Start a new one.", code: "container_expired" } });
+    throw new Error("This conversation's container is gone: start a new one from the message above.");
   }
   if (conv.containerId) return conv.containerId;
   state.containerState = "starting";
@@ -917,7 +959,7 @@ async function sendMessage(text) {
 
   const containerUsable = conv.containerId && !["expired", "gone"].includes(state.containerState);
   const request = {
-    model: state.model ?? "default",
+    model: state.model ?? FALLBACK_MODEL,
     input: text,
     tools: [{ type: "code_interpreter", container: containerUsable ? conv.containerId : { type: "auto" } }],
     include: ["code_interpreter_call.outputs"],
@@ -1060,7 +1102,8 @@ function onTurnEvent(turn, type, data) {
     case "response.incomplete":
     case "response.failed": {
       const response = data.response;
-      if (response.status !== "failed") conv.headResponseId = response.id;
+      // Even a failed turn is the conversation's head: the next one continues after it.
+      conv.headResponseId = response.id;
       conv.pendingResponseId = null;
       store.saveConversation(conv);
       renderConversationList();
@@ -1144,7 +1187,7 @@ async function settleAfterStop(turn) {
   try {
     const response = await responses.retrieve(turn.responseId);
     if (response.status !== "in_progress" && response.status !== "queued") {
-      if (response.status !== "failed") conv.headResponseId = response.id;
+      conv.headResponseId = response.id;
       conv.pendingResponseId = null;
     }
   } catch {

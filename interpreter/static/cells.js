@@ -59,7 +59,12 @@ export class Cell {
       this.removeButton = button("Delete", "remove", () => this.callbacks.remove(this));
       tools.append(this.removeButton);
     }
-    head.append(origin, state, tools);
+    // The prompt column is hidden in narrow windows; this shows its number there.
+    const count = document.createElement("span");
+    count.className = "cell-count";
+    count.setAttribute("aria-hidden", "true");
+    this.countNode = count;
+    head.append(origin, count, state, tools);
 
     const editor = document.createElement("div");
     editor.className = "editor";
@@ -147,6 +152,7 @@ export class Cell {
     const busy = this.state === "running" || this.state === "queued";
     const count = busy ? "*" : this.executionCount ?? " ";
     this.promptNode.textContent = `In [${count}]:`;
+    this.countNode.textContent = `[${count}]`;
     const who = this.origin === "model" ? "written by the model" : "written by you";
     const number = this.executionCount != null ? ` ${this.executionCount}` : "";
     this.element.setAttribute("aria-label", `Code cell${number}, ${who}`);

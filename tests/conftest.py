@@ -121,9 +121,12 @@ def docker_containers(service_name: str) -> list[str]:
 
     client = docker.from_env()
     with contextlib.closing(client):
+        # Sparse: no inspection of each container, which fails for one being removed.
         return [
             c.id
             for c in client.containers.list(
-                all=True, filters={"label": f"code-interpreter.service={service_name}"}
+                all=True,
+                filters={"label": f"code-interpreter.service={service_name}"},
+                sparse=True,
             )
         ]

@@ -4,9 +4,10 @@ from the ``openai`` SDK's types; only what OpenAI does not define is typed here.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from openai.types.container_retrieve_response import ContainerRetrieveResponse
+from openai.types.container_retrieve_response import ContainerRetrieveResponse, NetworkPolicy
+from openai.types.container_retrieve_response import ExpiresAfter as ExpiresAfterWire
 from openai.types.containers.file_retrieve_response import FileRetrieveResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,9 @@ from interpreter.sessions.manager import FileRecord, Session
 class ExpiresAfter(BaseModel):
     anchor: Literal["last_active_at"] = "last_active_at"
     minutes: int = Field(ge=1)
+
+
+MemoryLimit = Literal["1g", "4g", "16g", "64g"]
 
 
 class ContainerCreateRequest(BaseModel):
@@ -42,17 +46,22 @@ class FileCreateJSON(BaseModel):
 
 def container_object(session: Session, status: str = "running") -> dict[str, Any]:
     info = session.info
-    return ContainerRetrieveResponse(
+    # The SDK's type allows OpenAI's four sizes; a server default may be another one
+    # (512m), which is reported as it is.
+    standard = info.memory_limit in get_args(MemoryLimit)
+    body = ContainerRetrieveResponse(
         id=info.id,
         object="container",
         name=info.name,
         status=status,
         created_at=info.created_at,
         last_active_at=int(session.last_active_at),
-        expires_after={"anchor": "last_active_at", "minutes": round(info.ttl_s / 60)},
-        memory_limit=info.memory_limit,  # type: ignore[arg-type]
-        network_policy={"type": "disabled"},
+        expires_after=ExpiresAfterWire(anchor="last_active_at", minutes=round(info.ttl_s / 60)),
+        memory_limit=info.memory_limit if standard else None,  # type: ignore[arg-type]
+        network_policy=NetworkPolicy(type="disabled"),
     ).model_dump(exclude_none=True)
+    body["memory_limit"] = info.memory_limit
+    return body
 
 
 def container_file_object(session_id: str, record: FileRecord) -> dict[str, Any]:

@@ -10,6 +10,8 @@ service reaches the kernel without any TCP port.
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextlib
 import json
 import logging
 import os
@@ -133,19 +135,17 @@ class DockerSandboxBackend:
 
     def _destroy(self, sandbox_id: str) -> None:
         for container in self._containers({LABEL_SANDBOX: sandbox_id}):
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
         shutil.rmtree(self.run_root / sandbox_id, ignore_errors=True)
 
-    async def list(self) -> list[SandboxRecord]:
+    async def list(self) -> builtins.list[SandboxRecord]:
         return await asyncio.to_thread(self._list)
 
-    def _list(self) -> list[SandboxRecord]:
+    def _list(self) -> builtins.list[SandboxRecord]:
         records = []
         for container in self._containers({}):
-            labels = dict(container.labels)
+            labels = dict(container.attrs.get("Labels") or {})
             sandbox_id = labels[LABEL_SANDBOX]
             run_dir = Path(labels.get("code-interpreter.run-dir", self.run_root / sandbox_id))
             records.append(
@@ -154,18 +154,20 @@ class DockerSandboxBackend:
                     run_dir,
                     run_dir / "kernel.host.json",
                     labels,
-                    running=container.status == "running",
+                    running=container.attrs.get("State") == "running",
                 )
             )
         return records
 
-    def _containers(self, labels: dict[str, str]) -> list[Container]:
+    def _containers(self, labels: dict[str, str]) -> builtins.list[Container]:
         filters: dict[str, Any] = {
             "label": [f"{LABEL_SERVICE}={self.service_name}"]
             + [f"{k}={v}" for k, v in labels.items()]
         }
         try:
-            return list(self._client.containers.list(all=True, filters=filters))
+            # Sparse: the listing alone (labels, state), without inspecting each
+            # container, which fails for one that is being removed meanwhile.
+            return list(self._client.containers.list(all=True, filters=filters, sparse=True))
         except docker.errors.DockerException as exc:
             raise SandboxError(f"the Docker engine does not answer: {exc}") from exc
 

@@ -71,6 +71,8 @@ class SessionInfo:
     memory_limit: str
     status: Literal["running", "expired", "deleted"] = "running"
     files: dict[str, FileRecord] = field(default_factory=dict)  # by path
+    # created_at to the microsecond: lists keep creation order within a second.
+    created_at_s: float = 0.0
 
 
 class Session:
@@ -144,8 +146,10 @@ class SessionManager:
                 continue
             if info.status == "running":
                 infos[info.sandbox_id] = info
-            else:
+            elif info.status == "expired":
                 self._ended[info.id] = info
+            else:
+                path.unlink(missing_ok=True)
         for record in await self.backend.list():
             info = infos.pop(record.id, None)
             if info is None or not record.running:
@@ -187,11 +191,16 @@ class SessionManager:
         ttl_minutes: float | None = None,
         memory_limit: str | None = None,
     ) -> Session:
-        memory_limit = (memory_limit or self.settings.memory_limit).lower()
-        if memory_limit not in MEMORY_LIMITS:
-            raise InvalidRequest(
-                f"memory_limit must be one of {', '.join(MEMORY_LIMITS)}", param="memory_limit"
-            )
+        if memory_limit is None:
+            # The operator's default may be any size (512m, say), not only OpenAI's four.
+            memory_limit = self.settings.memory_limit.lower()
+        else:
+            memory_limit = memory_limit.lower()
+            if memory_limit not in MEMORY_LIMITS:
+                raise InvalidRequest(
+                    f"memory_limit must be one of {', '.join(MEMORY_LIMITS)}",
+                    param="memory_limit",
+                )
         if parse_size(memory_limit) > parse_size(self.settings.max_memory_limit):
             raise InvalidRequest(
                 f"memory_limit {memory_limit} is above this server's maximum, "
@@ -212,19 +221,22 @@ class SessionManager:
             )
         self._creating += 1
         try:
-            sandbox = self.pool.claim() if memory_limit == self.settings.memory_limit else None
+            pooled = memory_limit == self.settings.memory_limit.lower()
+            sandbox = self.pool.claim() if pooled else None
             source = "pool" if sandbox else "cold"
             if sandbox is None:
                 sandbox = await self.factory.start(self._spec(memory_limit, role="session"))
         finally:
             self._creating -= 1
         self.metrics.claims.labels(source).inc()
+        created = time.time()
         info = SessionInfo(
             id="cntr_" + secrets.token_hex(16),
             name=name,
             owner=owner,
             sandbox_id=sandbox.id,
-            created_at=int(time.time()),
+            created_at=int(created),
+            created_at_s=created,
             ttl_s=ttl_minutes * 60.0,
             memory_limit=memory_limit,
         )
@@ -250,7 +262,7 @@ class SessionManager:
     def list(self, owner: str | None) -> list[Session]:
         return sorted(
             (s for s in self._sessions.values() if s.info.owner == owner),
-            key=lambda s: (s.info.created_at, s.id),
+            key=lambda s: (s.info.created_at, s.info.created_at_s),
         )
 
     async def delete(self, session_id: str, owner: str | None) -> None:
@@ -258,14 +270,22 @@ class SessionManager:
         await self._end(session, "deleted")
 
     async def _end(self, session: Session, status: Literal["expired", "deleted"]) -> None:
+        # Marked ended before the sandbox goes (which takes a while), so that a request
+        # in between is told the container expired rather than that it never existed.
         self._sessions.pop(session.id, None)
+        self._mark_ended(session.info, status)
         self.metrics.live_sessions.set(len(self._sessions))
         await session.sandbox.close()
         await self.backend.destroy(session.sandbox.id)
-        self._mark_ended(session.info, status)
 
     def _mark_ended(self, info: SessionInfo, status: Literal["expired", "deleted"]) -> None:
         info.status = status
+        if status == "deleted":
+            # Nothing is answered about a deleted container but 404, so nothing of it is
+            # kept (readiness checks create and delete one each time).
+            self._ended.pop(info.id, None)
+            (self._store / f"{info.id}.json").unlink(missing_ok=True)
+            return
         self._ended[info.id] = info
         self._save(info)
 
@@ -279,8 +299,9 @@ class SessionManager:
                     self.metrics.expiries.inc()
                     try:
                         await self._end(session, "expired")
-                    except SandboxError as exc:
-                        log.warning("could not remove the sandbox of %s: %s", session.id, exc)
+                    except Exception:
+                        # The reaper must outlive any one failure, or nothing expires again.
+                        log.exception("could not remove the sandbox of %s", session.id)
 
     @contextlib.asynccontextmanager
     async def using(self, session: Session) -> AsyncIterator[Sandbox]:

@@ -37,7 +37,15 @@ class SandboxFactory:
 
     async def start(self, spec: SandboxSpec) -> Sandbox:
         started = time.monotonic()
-        record = await self.backend.create(spec)
+        creating = asyncio.ensure_future(self.backend.create(spec))
+        try:
+            record = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # Cancelling does not stop the thread that starts the container: wait for
+            # it and remove what it made, or the container outlives the service.
+            with contextlib.suppress(Exception):
+                await self.backend.destroy((await creating).id)
+            raise
         sandbox = Sandbox(record, max_output_bytes=self.max_output_bytes)
         try:
             await sandbox.connect(self.ready_timeout_s)

@@ -1,0 +1,179 @@
+"""Sessions over time: the warm pool, idle expiry, kernel crashes, interrupts, restarts,
+and the health, readiness and metrics endpoints that report on them."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import openai
+import pytest
+
+from tests.conftest import docker_containers, wait_until
+from tests.sessions.conftest import StartService
+
+pytestmark = pytest.mark.docker
+
+
+def test_pool_claims_and_refills(start_service: StartService) -> None:
+    service = start_service(pool_size=2)
+    wait_until(lambda: service.health()["pool"]["ready"] == 2, timeout_s=120)
+    pooled = {s.id for s in service.manager.pool._ready}
+    assert len(pooled) == 2
+
+    client = service.client()
+    claimed = [client.containers.create(name=f"warm{i}") for i in range(3)]
+    # Claims come from the pool as long as it has sandboxes, then start cold; each
+    # sandbox goes to one container only.
+    sandbox_ids = [service.manager.get(c.id, None).sandbox.id for c in claimed]
+    assert len(set(sandbox_ids)) == 3
+    assert set(sandbox_ids) & pooled == pooled
+    assert service.metric("interpreter_sandbox_claims_total", 'source="pool"') >= 2
+    assert [c.id for c in client.containers.list(order="asc").data] == [c.id for c in claimed]
+
+    wait_until(lambda: service.health()["pool"]["ready"] == 2, timeout_s=120)
+    assert service.metric("interpreter_pool_ready") == 2
+    refilled = {s.id for s in service.manager.pool._ready}
+    assert not refilled & set(sandbox_ids)
+    # The pool's sandboxes are ready to run code; a claimed one is fresh.
+    ran = service.execute(claimed[0].id, "print(len([k for k in globals() if k[0] != '_']))")
+    assert ran["execution_count"] == 1
+
+
+def test_refill_failures_show_and_never_block_a_claim(start_service: StartService) -> None:
+    # No kernel can be ready this soon: every sandbox start fails.
+    service = start_service(pool_size=1, kernel_ready_timeout_s=0.001)
+    wait_until(lambda: service.health()["pool"]["consecutive_failures"] >= 2, timeout_s=60)
+    health = service.health()
+    assert health["pool"]["ready"] == 0
+    assert "did not" in health["pool"]["last_error"]
+    assert service.metric("interpreter_pool_refill_failures_total") >= 2
+    # An empty pool falls back to a cold start, which fails with a clear 503.
+    with pytest.raises(openai.APIStatusError) as failed:
+        service.client().containers.create(name="cold")
+    assert failed.value.status_code == 503
+    assert failed.value.code == "sandbox_unavailable"
+
+
+def test_idle_sessions_expire(start_service: StartService) -> None:
+    service = start_service(idle_ttl_minutes=0.05, reap_interval_s=0.2)
+    client = service.client()
+    container = client.containers.create(name="short-lived")
+    session = service.manager.get(container.id, None)
+    before = session.expires_at()
+    service.execute(container.id, "x = 1")
+    assert session.expires_at() > before  # every use slides the deadline
+
+    wait_until(lambda: service.manager.live_count == 0, timeout_s=30)
+    with pytest.raises(openai.NotFoundError) as expired:
+        client.containers.retrieve(container.id)
+    assert expired.value.code == "container_expired"
+    assert service.execute(container.id, "x")["error"]["code"] == "container_expired"
+    assert client.containers.list().data == []
+    wait_until(lambda: not docker_containers(service.settings.service_name), timeout_s=30)
+    assert service.metric("interpreter_session_expiries_total") == 1
+    # A client's own expires_after is honoured (in whole minutes, as OpenAI's API has it).
+    kept = client.containers.create(
+        name="longer", expires_after={"anchor": "last_active_at", "minutes": 2}
+    )
+    assert service.manager.get(kept.id, None).info.ttl_s == 120
+
+
+def test_dead_kernel_is_replaced_and_files_kept(start_service: StartService) -> None:
+    service = start_service(memory_limit="1g")
+    container = service.client().containers.create(name="crash")
+    service.execute(container.id, "x = 1\nopen('/mnt/data/kept.txt', 'w').write('kept')")
+    died = service.execute(container.id, "import os\nos._exit(1)")
+    assert died["http_status"] == 200
+    assert died["status"] == "died"
+    assert died["kernel_restarted"] is True
+    assert died["outputs"][0]["ename"] == "KernelDied"
+    after = service.execute(container.id, "print(open('/mnt/data/kept.txt').read(), 'x' in dir())")
+    assert after["status"] == "ok"
+    assert after["outputs"][0]["text"] == "kept False\n"
+    assert after["notice"] and "restarted" in after["notice"]
+    assert service.metric("interpreter_kernel_restarts_total", 'reason="died"') == 1
+
+
+def test_interrupt_and_restart_endpoints(start_service: StartService) -> None:
+    service = start_service()
+    container = service.client().containers.create(name="interrupt")
+    v1 = service.server.v1
+    service.execute(container.id, "x = 'kept'")
+
+    results: list[dict] = []
+    runner = threading.Thread(
+        target=lambda: results.append(
+            service.execute(
+                container.id,
+                "import time\nopen('/tmp/started', 'w').close()\ntime.sleep(120)",
+                timeout=300,
+            )
+        )
+    )
+    runner.start()
+    # Wait until the code runs (the agent can see the file it made), then interrupt.
+    session = service.manager.get(container.id, None)
+    wait_until(lambda: session.busy == 1, timeout_s=30)
+    wait_until(
+        lambda: (
+            service.http.post(f"{v1}/containers/{container.id}/interrupt").json()["interrupted"]
+            and bool(results)
+        ),
+        timeout_s=60,
+        step_s=0.5,
+    )
+    runner.join(timeout=60)
+    assert results[0]["status"] == "error"
+    assert results[0]["outputs"][-1]["ename"] == "KeyboardInterrupt"
+    assert service.execute(container.id, "print(x)")["outputs"][0]["text"] == "kept\n"
+
+    restarted = service.http.post(f"{v1}/containers/{container.id}/restart")
+    assert restarted.json() == {"id": container.id, "restarted": True}
+    gone = service.execute(container.id, "print('x' in dir())")
+    assert gone["outputs"][0]["text"] == "False\n"
+    assert service.metric("interpreter_kernel_restarts_total", 'reason="request"') == 1
+
+
+def test_health_readiness_and_metrics(start_service: StartService) -> None:
+    service = start_service(pool_size=1)
+    base = service.server.base_url
+    ready = service.http.get(f"{base}/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready"}
+    health = service.health()
+    assert health["status"] == "ok"
+    assert health["sessions"] == 0  # the readiness check's session is gone
+    container = service.client().containers.create(name="metrics")
+    for _ in range(3):
+        service.execute(container.id, "1+1")
+    text = service.http.get(f"{base}/metrics").text
+    for name in [
+        "interpreter_live_sessions",
+        "interpreter_pool_ready",
+        "interpreter_executions_total",
+        "interpreter_execution_seconds_bucket",
+        "interpreter_sandbox_start_seconds_bucket",
+        "interpreter_kernel_restarts_total",
+        "interpreter_session_expiries_total",
+        "interpreter_pool_refill_failures_total",
+    ]:
+        assert name in text, name
+    assert service.metric("interpreter_live_sessions") == 1
+    assert service.metric("interpreter_executions_total", 'status="ok"') == 4  # readyz's too
+    assert service.metric("interpreter_execution_seconds_count") == 4
+    # Readiness checks leave nothing behind, however often they run.
+    for _ in range(2):
+        assert service.http.get(f"{base}/readyz").status_code == 200
+    assert len(list((service.settings.data_dir / "sessions").glob("*.json"))) == 1
+    assert service.metric("interpreter_live_sessions") == 1
+    _ = time
+
+
+def test_stopping_while_the_pool_fills_leaves_no_container(start_service: StartService) -> None:
+    service = start_service(pool_size=2, preimport="numpy,pandas,matplotlib.pyplot")
+    # Stop while the first warm sandbox is still starting: the fixture's teardown
+    # then checks that no container outlived the service.
+    wait_until(lambda: bool(docker_containers(service.settings.service_name)), timeout_s=60)
+    service.server.stop()
+    wait_until(lambda: not docker_containers(service.settings.service_name), timeout_s=60)

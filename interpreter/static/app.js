@@ -27,6 +27,7 @@ const state = {
   files: [],
   turn: null, // {controller, responseId, cells: Map} while a model turn streams
   runningCells: 0,
+  stickToEnd: true, // follow the notebook's end as it grows
   loadToken: 0, // bumped on every switch of conversation; stale async work checks it
   model: null,
   unreachable: false,
@@ -52,20 +53,34 @@ function notebook() {
   return $("notebook");
 }
 
+function entries() {
+  return $("entries");
+}
+
 function nearBottom() {
   const nb = notebook();
-  return nb.scrollHeight - nb.scrollTop - nb.clientHeight < 120;
+  return nb.scrollHeight - nb.scrollTop - nb.clientHeight < 80;
 }
 
-function appendEntry(node, { scroll = true } = {}) {
-  const follow = nearBottom();
-  notebook().append(node);
+function appendEntry(node) {
+  entries().append(node);
   $("empty-state").hidden = true;
-  if (scroll && follow) node.scrollIntoView({ block: "end" });
 }
 
-function keepScrolled(follow) {
-  if (follow) notebook().scrollTop = notebook().scrollHeight;
+function scrollToEnd() {
+  state.stickToEnd = true;
+  notebook().scrollTop = notebook().scrollHeight;
+}
+
+/** Keep the end of the notebook in view while it grows (streamed code, outputs,
+ * images that load late), unless the person has scrolled up to read. */
+function setUpFollowing() {
+  notebook().addEventListener("scroll", () => {
+    state.stickToEnd = nearBottom();
+  }, { passive: true });
+  new ResizeObserver(() => {
+    if (state.stickToEnd) notebook().scrollTop = notebook().scrollHeight;
+  }).observe(entries());
 }
 
 // -- banner: unreachable service, expired container ----------------------------------------
@@ -96,7 +111,12 @@ function reportError(error, context) {
     return "The service cannot be reached.";
   }
   if (error instanceof ApiError) {
-    if (error.containerGone && context === "container") containerGone(error);
+    if (error.containerGone && context === "container") {
+      containerGone(error);
+      return error.code === "container_expired"
+        ? "The container expired: start a new one from the message above."
+        : "The container is gone: start a new one from the message above.";
+    }
     return error.message;
   }
   console.error(error);
@@ -162,6 +182,11 @@ function blankConversation() {
   };
 }
 
+function showTitle() {
+  const title = state.conv?.title;
+  document.title = title && state.conv.saved ? `${title} · Code Interpreter` : "Code Interpreter";
+}
+
 function saveConversation() {
   const conv = state.conv;
   if (!conv.title) conv.title = "Notebook";
@@ -169,6 +194,7 @@ function saveConversation() {
   store.saveConversation(conv);
   store.setCurrentConversationId(conv.id);
   renderConversationList();
+  showTitle();
 }
 
 function saveLocal() {
@@ -176,6 +202,7 @@ function saveLocal() {
 }
 
 function renderConversationList() {
+  showTitle();
   const list = $("conversation-list");
   list.replaceChildren();
   const heads = store.listConversations();
@@ -210,9 +237,9 @@ function renderConversationList() {
 
 function resetNotebook() {
   state.cells.clear();
-  const nb = notebook();
-  for (const child of [...nb.children]) if (child.id !== "empty-state") child.remove();
+  entries().replaceChildren();
   $("empty-state").hidden = false;
+  state.stickToEnd = true;
 }
 
 function newChat() {
@@ -263,7 +290,7 @@ async function restoreNotebook(token) {
   let chain = [];
   const loading = el("p", "restoring muted", "Loading the conversation…");
   loading.setAttribute("role", "status");
-  if (conv.headResponseId || conv.pendingResponseId) appendEntry(loading, { scroll: false });
+  if (conv.headResponseId || conv.pendingResponseId) appendEntry(loading);
   try {
     chain = await loadChain(conv);
   } catch (error) {
@@ -287,7 +314,7 @@ async function restoreNotebook(token) {
     byAnchor.get(anchor).push(record);
   }
   const placeHandCells = (anchor) => {
-    for (const record of byAnchor.get(anchor) ?? []) appendEntry(handCell(record).element, { scroll: false });
+    for (const record of byAnchor.get(anchor) ?? []) appendEntry(handCell(record).element);
     byAnchor.delete(anchor);
   };
 
@@ -295,7 +322,7 @@ async function restoreNotebook(token) {
   const seen = new Set();
   for (const { response, inputs } of chain) {
     const group = turnGroup(response.id);
-    appendEntry(group, { scroll: false });
+    appendEntry(group);
     // Some stores list the whole history as a response's input: show only what is new.
     let fresh = inputs;
     const lastSeen = inputs.map((item) => seen.has(item.id)).lastIndexOf(true);
@@ -312,8 +339,8 @@ async function restoreNotebook(token) {
     placeHandCells(response.id);
   }
   for (const anchor of [...byAnchor.keys()]) placeHandCells(anchor);
-  if (notebook().children.length > 1) $("empty-state").hidden = true;
-  notebook().scrollTop = notebook().scrollHeight;
+  $("empty-state").hidden = entries().children.length > 0;
+  scrollToEnd();
 
   const last = chain.at(-1)?.response;
   if (last && (last.status === "in_progress" || last.status === "queued")) {
@@ -570,7 +597,7 @@ function addHandCell(code = "") {
   saveLocal();
   const cell = handCell(record);
   appendEntry(cell.element);
-  cell.element.scrollIntoView({ block: "nearest" });
+  scrollToEnd();
   cell.focus();
   return cell;
 }
@@ -582,7 +609,7 @@ function removeHandCell(cell) {
   cell.element.remove();
   saveLocal();
   next.focus();
-  if (notebook().children.length <= 1) $("empty-state").hidden = false;
+  if (!entries().children.length) $("empty-state").hidden = false;
 }
 
 let saveTimer = null;
@@ -625,17 +652,24 @@ async function runCell(cell) {
     return;
   }
   if (conv !== state.conv) return;
-  cell.output.clear();
+  // The old outputs stay, dimmed, until the new ones come: if the run never starts
+  // (the service is down), nothing is lost.
+  let fresh = false;
+  const startFresh = () => {
+    if (!fresh) cell.output.clear();
+    fresh = true;
+  };
+  cell.output.element.classList.add("is-stale");
   cell.setNotice("");
   cell.setState("running");
   state.runningCells += 1;
   renderContainerBar();
   try {
     const summary = await containers.execute(containerId, cell.code, (output) => {
-      const follow = nearBottom();
+      startFresh();
       cell.output.add(output);
-      keepScrolled(follow);
     });
+    startFresh();
     cell.setExecutionCount(summary.execution_count);
     cell.setNotice(executionNotice(summary));
     announce(summary.status === "ok" ? "Cell finished." : `Cell ended: ${summary.status}.`);
@@ -643,6 +677,7 @@ async function runCell(cell) {
     cell.setNotice(reportError(error, "container"));
   } finally {
     state.runningCells -= 1;
+    cell.output.element.classList.remove("is-stale");
     cell.setState("idle");
     if (conv === state.conv) {
       persistCell(cell);
@@ -699,6 +734,7 @@ function adoptContainer(id, container = null) {
   hideBanner("container");
   renderContainerBar();
   refreshContainer();
+  refreshFiles();
 }
 
 async function startNewContainer() {
@@ -769,7 +805,7 @@ function renderContainerBar() {
   };
   status.dataset.status = shown === "running" && busy() ? "busy" : shown;
   status.textContent = labels[shown] ?? shown;
-  $("container-memory").textContent = container?.memory_limit ?? "–";
+  $("container-memory").textContent = formatMemory(container?.memory_limit);
   renderIdle();
   const live = Boolean(conv?.containerId) && state.containerState === "running";
   $("interrupt-kernel").disabled = !live;
@@ -779,7 +815,7 @@ function renderContainerBar() {
 function renderIdle() {
   const node = $("container-idle");
   const container = state.container;
-  if (!container || state.containerState !== "running") {
+  if (!container || state.containerState !== "running" || state.unreachable) {
     node.textContent = state.containerState === "expired" ? "0:00" : "–";
     return;
   }
@@ -792,6 +828,12 @@ function renderIdle() {
   const now = (Date.now() + state.clockOffsetMs) / 1000;
   const left = Math.max(0, container.last_active_at + total - now);
   node.textContent = `${formatDuration(Math.min(left, total))} of ${totalText}`;
+}
+
+function formatMemory(limit) {
+  const match = /^(\d+)([kmg])$/i.exec(limit ?? "");
+  if (!match) return limit ?? "–";
+  return `${match[1]} ${{ k: "KB", m: "MB", g: "GB" }[match[2].toLowerCase()]}`;
 }
 
 function formatDuration(seconds) {
@@ -835,7 +877,7 @@ function toast(text) {
   bar.textContent = text;
   bar.hidden = false;
   clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => (bar.hidden = true), 6000);
+  toast.timer = setTimeout(() => (bar.hidden = true), 5000);
 }
 
 // -- files ---------------------------------------------------------------------------------
@@ -955,8 +997,18 @@ async function sendMessage(text) {
   const group = turnGroup(null);
   group.append(userMessage(text));
   appendEntry(group);
-  group.scrollIntoView({ block: "end" });
+  scrollToEnd();
 
+  const turn = { controller: new AbortController(), responseId: null, items: new Map(), group, conv };
+  state.turn = turn;
+  setTurnControls(true);
+  setProgress("Thinking…");
+  announce("The model is working.");
+  renderContainerBar();
+
+  // An expired container cannot take the turn: then the service starts a new one
+  // (and tells the model), so learn the container's state first.
+  if (conv.containerId) await refreshContainer();
   const containerUsable = conv.containerId && !["expired", "gone"].includes(state.containerState);
   const request = {
     model: state.model ?? FALLBACK_MODEL,
@@ -966,13 +1018,6 @@ async function sendMessage(text) {
     store: true,
   };
   if (conv.headResponseId) request.previous_response_id = conv.headResponseId;
-
-  const turn = { controller: new AbortController(), responseId: null, items: new Map(), group, conv };
-  state.turn = turn;
-  setTurnControls(true);
-  setProgress("Thinking…");
-  announce("The model is working.");
-  renderContainerBar();
   let final = null;
   try {
     await responses.stream(request, (type, data) => {
@@ -993,7 +1038,9 @@ async function sendMessage(text) {
         if (!input.value.trim()) input.value = text;
         state.local.draft = input.value;
         saveLocal();
-        showTurnError(`Your message was not sent: ${message}`);
+        if (!(error instanceof ApiError && error.containerGone)) {
+          showTurnError(`Your message was not sent: ${message}`);
+        }
       } else {
         group.append(el("p", "turn-error", `The turn broke off: ${message}`));
       }
@@ -1021,7 +1068,6 @@ function showTurnError(text) {
 /** Handle one stream event; returns the final response object when the turn ends. */
 function onTurnEvent(turn, type, data) {
   const { group, conv } = turn;
-  const follow = nearBottom();
   const entry = data.item_id ? turn.items.get(data.item_id) : null;
   switch (type) {
     case "response.created":
@@ -1109,7 +1155,6 @@ function onTurnEvent(turn, type, data) {
       renderConversationList();
       finishGroup(group, response);
       announce(response.status === "completed" ? "The answer is ready." : `The turn ended: ${response.status}.`);
-      keepScrolled(follow);
       return response;
     }
     case "error": {
@@ -1121,7 +1166,6 @@ function onTurnEvent(turn, type, data) {
     default:
       break;
   }
-  keepScrolled(follow);
   return null;
 }
 
@@ -1163,10 +1207,8 @@ const pendingRenders = new Set();
 function scheduleAnswerRender(node) {
   if (!pendingRenders.size) {
     requestAnimationFrame(() => {
-      const follow = nearBottom();
       for (const n of pendingRenders) renderAnswer(n);
       pendingRenders.clear();
-      keepScrolled(follow);
     });
   }
   pendingRenders.add(node);
@@ -1300,6 +1342,7 @@ function setUp() {
     }
   });
   setUpDragAndDrop();
+  setUpFollowing();
   window.addEventListener("online", () => checkService());
   setInterval(renderIdle, 1000);
   setInterval(() => {

@@ -133,8 +133,7 @@ export class Cell {
     this.element.classList.toggle("is-busy", busy || state === "writing");
     this.element.setAttribute("aria-busy", String(busy || state === "writing"));
     this.textarea.readOnly = state === "writing";
-    this.runButton.hidden = busy;
-    this.runButton.disabled = state === "writing";
+    this.runButton.hidden = busy || state === "writing";
     this.stopButton.hidden = !busy;
     if (this.removeButton) this.removeButton.disabled = busy;
     const labels = { writing: "Writing code…", queued: "Waiting…", running: "Running…" };

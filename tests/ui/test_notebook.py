@@ -56,7 +56,7 @@ def test_cells_run_plot_edit_rerun_and_survive_reload(page: Page, request) -> No
     expect(first.locator(".cell-prompt")).to_have_text(re.compile(r"In \[\d+\]:"))
     cid = container_id(page)
     expect(page.locator("#container-status")).to_have_text("running")
-    expect(page.locator("#container-memory")).to_have_text("1g")
+    expect(page.locator("#container-memory")).to_have_text("1 GB")
     expect(page.locator("#container-idle")).to_have_text(re.compile(r"\d+:\d\d of 20:00"))
 
     plot = add_cell(
@@ -118,15 +118,39 @@ def test_interrupt_a_busy_cell_then_survive_a_lost_container(
     expect(busy.locator(".output-error")).to_contain_text("KeyboardInterrupt")
     expect(busy.get_by_role("button", name="Run")).to_be_visible()
 
-    after = add_cell(page, "print('still here')")
+    after = add_cell(page, "marker = 1\nprint('still here')")
     after.locator("textarea").press("Shift+Enter")
     expect(outputs(after)).to_have_text("still here")
+    finished(after)
+
+    # Restarting the kernel (after confirming) clears its variables.
+    page.get_by_role("button", name="Restart kernel").click()
+    dialog = page.get_by_role("dialog", name="Restart the kernel?")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Restart").click()
+    expect(page.locator("#bar-status")).to_contain_text("Kernel restarted")
+    probe = add_cell(page, "print('marker' in globals())")
+    probe.locator("textarea").press("Shift+Enter")
+    expect(outputs(probe)).to_have_text("False")
+    finished(probe)
+
+    # The service stops answering: the page says so, keeps the cell, and recovers.
+    page.route(re.compile(r"/(v1|healthz)"), lambda route: route.abort())
+    probe.get_by_role("button", name="Run").click()
+    banner = page.get_by_role("alert")
+    expect(banner).to_contain_text("cannot be reached")
+    expect(probe.locator(".cell-notice")).to_contain_text("cannot be reached")
+    expect(probe.locator("textarea")).to_have_value("print('marker' in globals())")
+    expect(outputs(probe)).to_have_text("False")  # the last outputs are kept
+    shoot(page, request.node.name, "unreachable-1280")
+    page.unroute(re.compile(r"/(v1|healthz)"))
+    banner.get_by_role("button", name="Try again").click()
+    expect(banner).to_be_hidden()
 
     # The container goes away behind the page's back (as when it expires).
     old = container_id(page)
     httpx.delete(f"{ui_server.v1}/containers/{old}").raise_for_status()
     after.get_by_role("button", name="Run").click()
-    banner = page.get_by_role("alert")
     expect(banner).to_contain_text("no longer exists")
     expect(page.locator("#container-status")).to_have_text("gone")
     shoot(page, request.node.name, "container-gone-1280")
@@ -134,7 +158,9 @@ def test_interrupt_a_busy_cell_then_survive_a_lost_container(
     expect(banner).to_be_hidden()
     expect(page.locator("#container-id")).not_to_have_text(old)
     after.get_by_role("button", name="Run").click()
+    finished(after)
     expect(outputs(after)).to_have_text("still here")
+    expect(after.locator(".cell-prompt")).to_have_text("In [1]:")  # a fresh kernel
 
 
 def test_files_upload_list_download_and_tables(page: Page, request) -> None:

@@ -7,9 +7,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from interpreter.api import containers, errors, files, health, responses
@@ -95,7 +96,17 @@ def _mount_ui(app: FastAPI) -> None:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
-    app.mount("/ui", StaticFiles(directory=STATIC_DIR), name="ui")
+    app.mount("/ui", _RevalidatedFiles(directory=STATIC_DIR), name="ui")
+
+
+class _RevalidatedFiles(StaticFiles):
+    """Assets a browser must revalidate (a cheap 304), so an upgraded service never runs
+    with yesterday's scripts from the browser's heuristic cache."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 def _docker_backend(settings: Settings) -> SandboxBackend:

@@ -844,12 +844,26 @@ function formatDuration(seconds) {
   return h ? `${h}:${String(m).padStart(2, "0")}:${rest}` : `${m}:${rest}`;
 }
 
-async function interruptKernel() {
-  const id = state.conv?.containerId;
+const INTERRUPT_RETRIES = 3;
+const INTERRUPT_RETRY_MS = 1_000;
+
+/** Interrupt the kernel. An interrupt that lands before the kernel has begun the code
+ * (a click right after Run) is lost, so it is sent again while the cell still runs. */
+async function interruptKernel(cell = null) {
+  const conv = state.conv;
+  const id = conv?.containerId;
   if (!id) return;
+  const stillRunning = () =>
+    state.conv === conv &&
+    (cell ? cell.state === "running" : state.runningCells > 0 || Boolean(state.turn));
   try {
     await containers.interrupt(id);
     announce("Interrupt sent.");
+    for (let attempt = 0; attempt < INTERRUPT_RETRIES; attempt += 1) {
+      await new Promise((resolve) => setTimeout(resolve, INTERRUPT_RETRY_MS));
+      if (!stillRunning()) return;
+      await containers.interrupt(id);
+    }
   } catch (error) {
     reportError(error, "container");
   }
@@ -1319,7 +1333,7 @@ function setUp() {
     closeDrawers();
     newChat();
   });
-  $("interrupt-kernel").addEventListener("click", interruptKernel);
+  $("interrupt-kernel").addEventListener("click", () => interruptKernel());
   const dialog = $("restart-dialog");
   $("restart-kernel").addEventListener("click", () => dialog.showModal());
   dialog.addEventListener("close", () => {

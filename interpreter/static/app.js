@@ -578,7 +578,7 @@ function finishGroup(group, response) {
       el("p", "turn-notice", `The answer stopped early${reason ? ` (${reason.replaceAll("_", " ")})` : ""}.`),
     );
   } else if (response.status === "cancelled") {
-    group.append(el("p", "turn-notice", "Stopped."));
+    group.append(el("p", "turn-notice", "Stopped before the answer was finished."));
   }
 }
 
@@ -1357,6 +1357,11 @@ function setUp() {
   });
   setUpDragAndDrop();
   setUpFollowing();
+  // Leaving the page ends a streaming turn (the service stops what nobody reads):
+  // ask first. What already happened is kept either way.
+  window.addEventListener("beforeunload", (event) => {
+    if (state.turn) event.preventDefault();
+  });
   window.addEventListener("online", () => checkService());
   setInterval(renderIdle, 1000);
   setInterval(() => {

@@ -278,6 +278,8 @@ function renderInline(text, parent, options) {
       if (!m) continue;
       if (kind === "em" && m[1] === "_" && /\w/.test(text[pos - 1] || "")) continue; // snake_case
       if (kind === "strong" && m[1] === "__" && /\w/.test(text[pos - 1] || "")) continue;
+      // 2*3*4 is arithmetic, not emphasis.
+      if ((kind === "em" || kind === "strong") && m[1][0] === "*" && /\d/.test(text[pos - 1] || "")) continue;
       if (kind === "autolink" && /\w/.test(text[pos - 1] || "")) continue;
       matched = true;
       flush();

@@ -19,6 +19,10 @@ from jupyter_client.session import Session
 
 log = logging.getLogger(__name__)
 
+# wait_ready repeats kernel_info this often at first, then more slowly, up to the most.
+READY_POLL_FIRST_S = 0.05
+READY_POLL_MAX_S = 1.0
+
 CHANNEL_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}
 
 
@@ -104,33 +108,44 @@ class KernelConnection:
     async def wait_ready(self, timeout_s: float) -> None:
         """Wait until the kernel answers ``kernel_info`` on shell *and* iopub.
 
-        Seeing the iopub status for our own request proves the SUB socket is connected;
-        before that, outputs of a first execution could be lost (ZMQ's slow joiner).
+        Seeing the iopub status for one of our requests proves the SUB socket is
+        connected; before that, outputs of a first execution could be lost (ZMQ's slow
+        joiner). Requests are repeated, more and more slowly, until one is seen on both;
+        an answer to any of them counts. (Waiting only for the latest one livelocked a
+        kernel starting on a busy machine: each answer came after the next request was
+        sent, and the backlog of requests kept growing.)
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while True:
-            msg = self.message("kernel_info_request", {})
-            with self.route(msg) as queue:
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        replied: set[str] = set()
+        announced: set[str] = set()
+        interval = READY_POLL_FIRST_S
+        try:
+            while True:
+                msg = self.message("kernel_info_request", {})
+                self._routes[msg["header"]["msg_id"]] = queue
                 self.post("shell", msg)
-                got_reply = got_status = False
-                attempt_end = min(deadline, loop.time() + 0.25)
-                while not (got_reply and got_status):
-                    remaining = attempt_end - loop.time()
-                    if remaining <= 0:
-                        break
+                attempt_end = min(deadline, loop.time() + interval)
+                while (remaining := attempt_end - loop.time()) > 0:
                     try:
                         channel, reply = await asyncio.wait_for(queue.get(), remaining)
                     except TimeoutError:
                         break
+                    parent = reply["parent_header"]["msg_id"]
                     if channel == "shell":
-                        got_reply = True
+                        replied.add(parent)
                     elif reply["msg_type"] == "status":
-                        got_status = True
-                if got_reply and got_status:
-                    return
-            if loop.time() >= deadline:
-                raise TimeoutError("the kernel did not answer kernel_info in time")
+                        announced.add(parent)
+                    if replied & announced:
+                        return
+                if loop.time() >= deadline:
+                    raise TimeoutError("the kernel did not answer kernel_info in time")
+                interval = min(interval * 1.5, READY_POLL_MAX_S)
+        finally:
+            for route, target in list(self._routes.items()):
+                if target is queue:
+                    del self._routes[route]
 
     async def close(self) -> None:
         for task in self._readers:

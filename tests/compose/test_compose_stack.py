@@ -66,36 +66,44 @@ class Stack:
             check=False,
         )
         if done.returncode != 0:
-            raise AssertionError(f"compose {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+            message = f"compose {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+            if args[0] == "up":  # an unhealthy dependency: its logs say why
+                message += self.run("logs", "--no-color", "--tail", "40")
+            raise AssertionError(message)
         return done.stdout
 
     def container(self, service: str) -> str:
         # -a: Compose v2 lists only running containers otherwise.
         return self.run("ps", "-a", "-q", service).strip()
 
-    def state(self, service: str) -> dict:
+    def inspect(self, service: str) -> dict:
         container = self.container(service)
         if not container:
             return {}
         out = subprocess.run(
-            ["docker", "inspect", "-f", "{{json .State}}", container],
-            capture_output=True,
-            text=True,
-            check=True,
+            ["docker", "inspect", container], capture_output=True, text=True, check=True
         ).stdout
-        return json.loads(out)
+        return json.loads(out)[0]
+
+    def state(self, service: str) -> dict:
+        return self.inspect(service).get("State", {})
 
     def wait_healthy(self, *services: str) -> None:
         deadline = time.monotonic() + HEALTHY_WITHIN_S
+        restarts = {service: self.inspect(service).get("RestartCount", 0) for service in services}
         while True:
-            states = {service: self.state(service) for service in services}
+            seen = {service: self.inspect(service) for service in services}
+            states = {service: found.get("State", {}) for service, found in seen.items()}
             if all(s.get("Health", {}).get("Status") == "healthy" for s in states.values()):
                 return
-            # A service that keeps failing will not get better by waiting.
+            # A service that keeps failing (exits, or its restart policy keeps bringing it
+            # back) will not get better by waiting.
             broken = [
                 name
                 for name, s in states.items()
-                if s.get("Health", {}).get("Status") == "unhealthy" or s.get("Status") == "exited"
+                if s.get("Health", {}).get("Status") == "unhealthy"
+                or s.get("Status") == "exited"
+                or seen[name].get("RestartCount", 0) >= restarts[name] + 2
             ]
             if broken or time.monotonic() > deadline:
                 raise AssertionError(

@@ -102,6 +102,7 @@ download() {  # download KIND [pip options...]
   mv "$dest/requirements.in" "$dest/requirements.txt"
 }
 
+: >"$LOG"
 failed() { tail -n 20 "$LOG" >&2; die "could not download the $1 image's wheels; see $LOG"; }
 download api || failed api
 # torch's CPU build is on PyTorch's own index; where pip's configuration already has

@@ -198,7 +198,7 @@ function saveConversation() {
 }
 
 function saveLocal() {
-  store.saveLocal(state.conv.id, state.local);
+  scheduleSave(state.conv.id, state.local);
 }
 
 function renderConversationList() {
@@ -612,38 +612,53 @@ function removeHandCell(cell) {
   if (!entries().children.length) $("empty-state").hidden = false;
 }
 
-let saveTimer = null;
 function cellChanged(cell) {
   persistCell(cell, { soon: true });
 }
 
-function persistCell(cell, { soon = false } = {}) {
+/** Save a cell's code and outputs with its conversation's local state (which may no
+ * longer be the open one, when a run ends after a switch). */
+function persistCell(cell, { soon = false, conv = state.conv, local = state.local } = {}) {
+  const snapshot = {
+    code: cell.code,
+    outputs: cell.outputs,
+    executionCount: cell.executionCount,
+    notice: cell.noticeNode.textContent,
+  };
   if (cell.origin === "hand") {
-    const record = state.local.handCells.find((r) => r.key === cell.key);
+    const record = local.handCells.find((r) => r.key === cell.key);
     if (!record) return;
-    Object.assign(record, {
-      code: cell.code,
-      outputs: cell.outputs,
-      executionCount: cell.executionCount,
-      notice: cell.noticeNode.textContent,
-    });
+    Object.assign(record, snapshot);
   } else {
-    state.local.edits[cell.key] = {
-      code: cell.code,
-      outputs: cell.outputs,
-      executionCount: cell.executionCount,
-      notice: cell.noticeNode.textContent,
-    };
+    local.edits[cell.key] = snapshot;
     cell.element.classList.add("is-edited");
   }
-  clearTimeout(saveTimer);
-  if (soon) saveTimer = setTimeout(saveLocal, 300);
-  else saveLocal();
+  scheduleSave(conv.id, local, soon ? 300 : 0);
+}
+
+const pendingSaves = new Map(); // conversation id -> {timer, local}
+
+/** Save one conversation's local state now, or after ``delayMs`` of quiet (typing). */
+function scheduleSave(convId, local, delayMs = 0) {
+  clearTimeout(pendingSaves.get(convId)?.timer);
+  pendingSaves.delete(convId);
+  if (!delayMs) {
+    store.saveLocal(convId, local);
+    return;
+  }
+  const timer = setTimeout(() => scheduleSave(convId, local), delayMs);
+  pendingSaves.set(convId, { timer, local });
+}
+
+/** Write what is still waiting to be saved (the page is going away). */
+function flushSaves() {
+  for (const [convId, { local }] of [...pendingSaves]) scheduleSave(convId, local);
 }
 
 async function runCell(cell) {
   if (cell.state !== "idle") return;
   const conv = state.conv;
+  const local = state.local;
   let containerId;
   try {
     containerId = await ensureContainer();
@@ -679,8 +694,8 @@ async function runCell(cell) {
     state.runningCells -= 1;
     cell.output.element.classList.remove("is-stale");
     cell.setState("idle");
+    persistCell(cell, { conv, local });
     if (conv === state.conv) {
-      persistCell(cell);
       refreshContainer();
       refreshFiles();
     }
@@ -1318,8 +1333,7 @@ function setUp() {
   });
   input.addEventListener("input", () => {
     state.local.draft = input.value;
-    clearTimeout(saveTimer);
-    saveTimer = setTimeout(saveLocal, 300);
+    scheduleSave(state.conv.id, state.local, 300);
   });
   $("stop-turn").addEventListener("click", stopTurn);
   $("add-cell").addEventListener("click", () => addHandCell());
@@ -1359,6 +1373,7 @@ function setUp() {
   setUpFollowing();
   // Leaving the page ends a streaming turn (the service stops what nobody reads):
   // ask first. What already happened is kept either way.
+  window.addEventListener("pagehide", flushSaves);
   window.addEventListener("beforeunload", (event) => {
     if (state.turn) event.preventDefault();
   });
@@ -1373,9 +1388,21 @@ function setUp() {
 async function main() {
   setUp();
   loadModel();
-  const current = store.getConversation(store.currentConversationId());
-  if (current) await openConversation(current);
-  else newChat();
+  const currentId = store.currentConversationId();
+  const current = store.getConversation(currentId);
+  if (current) {
+    await openConversation(current);
+  } else {
+    newChat();
+    // A new chat with only a draft in it is not listed yet; keep the draft.
+    const local = currentId ? store.loadLocal(currentId) : null;
+    if (local?.draft) {
+      state.conv.id = currentId;
+      state.local = local;
+      store.setCurrentConversationId(currentId);
+      $("composer-input").value = local.draft;
+    }
+  }
   checkService();
 }
 

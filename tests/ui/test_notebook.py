@@ -85,7 +85,9 @@ def test_cells_run_plot_edit_rerun_and_survive_reload(page: Page, request) -> No
     shoot(page, request.node.name, "cells-400")
     page.set_viewport_size(WIDE)
 
+    page.get_by_role("textbox", name="Message").fill("a draft, not sent yet")
     page.reload()
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("a draft, not sent yet")
     cells = page.locator(".cell")
     expect(cells).to_have_count(3)
     expect(cells.nth(0).locator("textarea")).to_have_value("x = 7 * 8\nprint(x)")

@@ -513,6 +513,7 @@ function modelCell(item) {
     code: edit?.code ?? item.code ?? "",
     outputs: edit?.outputs ?? item.outputs ?? [],
     executionCount: edit?.executionCount ?? null,
+    ran: item.status !== undefined && item.status !== "in_progress" && item.status !== "interpreting",
     notice: edit?.notice ?? "",
     run: runCell,
     interrupt: interruptKernel,
@@ -1214,6 +1215,7 @@ function finishItem(turn, item) {
     const cell = entry.cell;
     if (typeof item.code === "string") cell.setCode(item.code);
     cell.output.setAll(item.outputs ?? []);
+    cell.markRan();
     cell.setState("idle");
     if (item.status === "failed") cell.setNotice("This call failed.");
     else if (item.status === "incomplete") cell.setNotice("This call did not finish.");

@@ -19,6 +19,8 @@ export class Cell {
     this.key = init.key;
     this.callbacks = init;
     this.executionCount = init.executionCount ?? null;
+    // Ran where its number is not known (the model's calls): shown as [·], not [ ].
+    this.ran = Boolean(init.ran);
     this.state = "idle"; // idle | writing | queued | running
     this.element = this.build();
     this.setCode(init.code ?? "");
@@ -147,9 +149,14 @@ export class Cell {
     this.updatePrompt();
   }
 
+  markRan() {
+    this.ran = true;
+    this.updatePrompt();
+  }
+
   updatePrompt() {
     const busy = this.state === "running" || this.state === "queued";
-    const count = busy ? "*" : this.executionCount ?? " ";
+    const count = busy ? "*" : this.executionCount ?? (this.ran ? "·" : " ");
     this.promptNode.textContent = `In [${count}]:`;
     this.countNode.textContent = `[${count}]`;
     const who = this.origin === "model" ? "written by the model" : "written by you";

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -12,8 +11,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from interpreter.api import protocol
 from interpreter.api.auth import current_owner
-from interpreter.api.sse import sse_event, with_keepalives
 from interpreter.api.errors import error_body
+from interpreter.api.sse import sse_event, with_keepalives
 from interpreter.api.uploads import read_multipart_file
 from interpreter.errors import InterpreterError, InvalidRequest
 from interpreter.files import FileStore
@@ -26,11 +25,11 @@ Owner = Annotated[str | None, Depends(current_owner)]
 
 
 def sessions(request: Request) -> SessionManager:
-    return request.app.state.sessions  # type: ignore[no-any-return]
+    return request.app.state.sessions
 
 
 def file_store(request: Request) -> FileStore:
-    return request.app.state.files  # type: ignore[no-any-return]
+    return request.app.state.files
 
 
 @router.post("")

@@ -17,7 +17,7 @@ Owner = Annotated[str | None, Depends(current_owner)]
 
 
 def _store(request: Request) -> FileStore:
-    return request.app.state.files  # type: ignore[no-any-return]
+    return request.app.state.files
 
 
 def _object(stored: StoredFile) -> dict[str, Any]:

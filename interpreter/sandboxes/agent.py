@@ -46,7 +46,8 @@ class AgentClient:
     async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
             response = await self._client.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, RuntimeError) as exc:
+            # RuntimeError: this client was closed, as the sandbox was removed meanwhile.
             raise SandboxError(f"the sandbox agent did not answer: {exc}") from exc
         if response.status_code == 404 and url.startswith("/files/"):
             raise FileNotFound("No such file in the container.")

@@ -38,6 +38,11 @@ def connection_info(ip_prefix: str, key: str) -> dict[str, Any]:
     }
 
 
+def _report_send_failure(sent: asyncio.Future[Any]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        log.warning("could not send to the kernel: %s", sent.exception())
+
+
 class KernelConnection:
     """Shell, control and iopub sockets to one kernel, with message routing."""
 
@@ -103,7 +108,17 @@ class KernelConnection:
         return self.session.msg(msg_type, content)
 
     def post(self, channel: str, msg: dict[str, Any]) -> None:
-        self.session.send(self._sockets[channel], msg)
+        """Send ``msg`` on ``channel`` (signed by the session) without waiting.
+
+        Not ``Session.send``: for an asyncio socket it sends through a synchronous
+        shadow of it, behind pyzmq's back. A send handles the socket's pending
+        notifications, among them "a message arrived"; pyzmq, not told, then never
+        wakes the reader, and the reply waits unread forever (seen as a kernel that
+        answered kernel_info, then nothing, about once in 50 starts on a busy machine).
+        """
+        frames = self.session.serialize(msg)
+        sent = asyncio.ensure_future(self._sockets[channel].send_multipart(frames))
+        sent.add_done_callback(_report_send_failure)
 
     async def wait_ready(self, timeout_s: float) -> None:
         """Wait until the kernel answers ``kernel_info`` on shell *and* iopub.

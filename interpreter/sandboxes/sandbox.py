@@ -28,6 +28,8 @@ OutputCallback = Callable[[Output], Awaitable[None]]
 
 # How long to wait for the kernel to come back from an interrupt before restarting it.
 INTERRUPT_GRACE_S = 3.0
+# How often an execution the kernel aborted unrun (see Sandbox.execute) is sent again.
+ABORTED_RETRIES = 2
 # Without messages for this long during an execution, ask the agent whether the kernel lives.
 LIVENESS_POLL_S = 0.5
 
@@ -151,37 +153,13 @@ class Sandbox:
         """
         started = time.monotonic()
         collector = OutputCollector(self.max_output_bytes, on_output)
-        msg = self.kernel.message(
-            "execute_request",
-            {
-                "code": code,
-                "silent": False,
-                "store_history": True,
-                "user_expressions": {},
-                "allow_stdin": False,
-                "stop_on_error": True,
-            },
-        )
-        timed_out = restarted = False
-        with self.kernel.route(msg) as queue:
-            sent_at = time.time()
-            self.kernel.post("shell", msg)
-            try:
-                outcome = await self._collect(queue, collector, started + timeout_s, sent_at)
-                if outcome == "timeout":
-                    timed_out = True
-                    await self.agent.interrupt()
-                    outcome = await self._collect(
-                        queue, collector, time.monotonic() + INTERRUPT_GRACE_S, sent_at
-                    )
-                    if outcome == "timeout":
-                        await self.restart()
-                        restarted = True
-            except asyncio.CancelledError:
-                # The caller went away: stop the code, but keep the kernel's state. The
-                # interrupt must finish even though we are being cancelled.
-                await asyncio.shield(self._interrupt_quietly())
-                raise
+        for _ in range(ABORTED_RETRIES + 1):
+            outcome, timed_out, restarted = await self._run(code, collector, started + timeout_s)
+            # "aborted": the kernel refused the request unrun, because it came while an
+            # earlier execution was failing (stop_on_error). Running it again is safe.
+            if timed_out or not isinstance(outcome, tuple) or outcome[0] != "aborted":
+                break
+            log.info("the kernel of %s aborted an execution; sending it again", self.id)
         result = ExecutionResult(
             status="ok",
             outputs=collector.outputs,
@@ -213,10 +191,15 @@ class Sandbox:
                 result.restart_reason = "timeout"
             return result
         assert isinstance(outcome, tuple)
-        assert not isinstance(outcome, str)
         reply_status, count = outcome
         result.execution_count = count
-        result.status = "error" if reply_status == "error" else "ok"
+        result.status = "ok" if reply_status == "ok" else "error"
+        if reply_status == "aborted":
+            await collector.add(
+                ErrorOutput(
+                    "ExecutionAborted", "The kernel did not run this code; run it again.", []
+                )
+            )
         # A new kernel session means this ran in a fresh kernel: say what was lost.
         session = self.kernel.kernel_session
         if self._kernel_session is not None and session != self._kernel_session:
@@ -227,6 +210,58 @@ class Sandbox:
         self._death_reported = False
         self._kernel_session = session
         return result
+
+    async def _run(
+        self, code: str, collector: OutputCollector, deadline: float
+    ) -> tuple[tuple[str, int | None] | str, bool, bool]:
+        """Send one execute_request and see it through: (outcome, timed_out, restarted)."""
+        msg = self.kernel.message(
+            "execute_request",
+            {
+                "code": code,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+        )
+        timed_out = restarted = False
+        with self.kernel.route(msg) as queue:
+            sent_at = time.time()
+            self.kernel.post("shell", msg)
+            try:
+                outcome = await self._collect(queue, collector, deadline, sent_at)
+                if outcome == "timeout":
+                    timed_out = True
+                    await self.agent.interrupt()
+                    outcome = await self._collect(
+                        queue, collector, time.monotonic() + INTERRUPT_GRACE_S, sent_at
+                    )
+                    if outcome == "timeout":
+                        await self.restart()
+                        restarted = True
+            except asyncio.CancelledError:
+                # The caller went away: stop the code but keep the kernel's state, and
+                # hold on (the session's lock with us) until the kernel has really
+                # stopped: a request sent before then would be aborted by the kernel.
+                await asyncio.shield(self._stop_abandoned(queue, sent_at))
+                raise
+        return outcome, timed_out, restarted
+
+    async def _stop_abandoned(
+        self, queue: asyncio.Queue[tuple[str, dict[str, Any]]], sent_at: float
+    ) -> None:
+        try:
+            await self.agent.interrupt()
+            discard = OutputCollector(0, None)
+            outcome = await self._collect(
+                queue, discard, time.monotonic() + INTERRUPT_GRACE_S, sent_at
+            )
+            if outcome == "timeout":
+                await self.restart()
+        except (SandboxError, OSError) as exc:
+            log.warning("could not stop an abandoned execution in %s: %s", self.id, exc)
 
     async def _died_since(self, sent_at: float) -> bool:
         """Whether the kernel died after ``sent_at`` (wall clock). A kernel that was replaced
@@ -283,12 +318,6 @@ class Sandbox:
                 await collector.add(ClearOutput())
         assert reply is not None
         return (reply["status"], reply.get("execution_count"))
-
-    async def _interrupt_quietly(self) -> None:
-        try:
-            await self.agent.interrupt()
-        except SandboxError:
-            log.warning("could not interrupt the kernel of %s", self.id)
 
     async def interrupt(self) -> bool:
         return await self.agent.interrupt()

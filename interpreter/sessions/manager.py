@@ -259,6 +259,14 @@ class SessionManager:
         # Another owner's session is reported exactly like a missing one.
         raise SessionNotFound(f"No container found with id '{session_id}'.")
 
+    def _gone(self, session: Session) -> SessionNotFound | SessionExpired:
+        """The error for a session that ended while a request for it was under way."""
+        if session.info.status == "expired":
+            return SessionExpired(
+                f"Container {session.id} expired while this request was under way."
+            )
+        return SessionNotFound(f"Container {session.id} was deleted while this request ran.")
+
     def list(self, owner: str | None) -> list[Session]:
         return sorted(
             (s for s in self._sessions.values() if s.info.owner == owner),
@@ -311,7 +319,7 @@ class SessionManager:
         try:
             async with session.lock:
                 if session.id not in self._sessions:
-                    raise SessionExpired(f"Container {session.id} ended while this waited.")
+                    raise self._gone(session)
                 yield session.sandbox
         finally:
             session.busy -= 1
@@ -334,8 +342,14 @@ class SessionManager:
                 "seconds",
                 param="timeout",
             )
-        async with self.using(session) as sandbox:
-            result = await sandbox.execute(code, timeout_s=timeout_s, on_output=on_output)
+        try:
+            async with self.using(session) as sandbox:
+                result = await sandbox.execute(code, timeout_s=timeout_s, on_output=on_output)
+        except (SandboxError, OSError) as exc:
+            # Deleted or expired while the code ran: say that, not that the sandbox broke.
+            if session.id not in self._sessions:
+                raise self._gone(session) from exc
+            raise
         self.metrics.executions.labels(result.status).inc()
         self.metrics.execution_seconds.observe(result.duration_s)
         if result.restart_reason is not None:

@@ -177,3 +177,44 @@ def test_stopping_while_the_pool_fills_leaves_no_container(start_service: StartS
     wait_until(lambda: bool(docker_containers(service.settings.service_name)), timeout_s=60)
     service.server.stop()
     wait_until(lambda: not docker_containers(service.settings.service_name), timeout_s=60)
+
+
+def test_deleting_a_busy_container_ends_its_execution(start_service: StartService) -> None:
+    service = start_service()
+    container = service.client().containers.create(name="busy")
+    results: list[dict] = []
+    runner = threading.Thread(
+        target=lambda: results.append(
+            service.execute(container.id, "import time\ntime.sleep(120)", timeout=300)
+        )
+    )
+    runner.start()
+    session = service.manager.get(container.id, None)
+    wait_until(lambda: session.busy == 1, timeout_s=30)
+    service.client().containers.delete(container.id)
+    runner.join(timeout=120)
+    assert results[0]["http_status"] == 404
+    assert results[0]["error"]["code"] == "not_found"
+    assert "deleted" in results[0]["error"]["message"]
+
+
+def test_a_stream_client_going_away_interrupts_and_keeps_state(
+    start_service: StartService,
+) -> None:
+    service = start_service()
+    container = service.client().containers.create(name="went-away")
+    service.execute(container.id, "x = 5")
+    with service.http.stream(
+        "POST",
+        f"{service.server.v1}/containers/{container.id}/execute",
+        json={"code": "print('go', flush=True)\nimport time\ntime.sleep(600)", "stream": True},
+    ) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: ") and "go" in line:
+                break  # leave while the code sleeps
+    # The abandoned execution is interrupted (not left to run for ten minutes), and the
+    # next one runs in full, with the state from before.
+    after = service.execute(container.id, "print(x)")
+    assert after["status"] == "ok", after
+    assert after["outputs"] == [{"type": "stream", "name": "stdout", "text": "5\n"}]
+    assert after["execution_count"] == 3

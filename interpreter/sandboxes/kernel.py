@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 # wait_ready repeats kernel_info this often at first, then more slowly, up to the most.
 READY_POLL_FIRST_S = 0.05
 READY_POLL_MAX_S = 1.0
+RECONNECT_IVL_MS = 10
 
 CHANNEL_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}
 
@@ -63,6 +64,9 @@ class KernelConnection:
         for name, kind in (("shell", zmq.DEALER), ("control", zmq.DEALER), ("iopub", zmq.SUB)):
             sock = self._context.socket(kind)
             sock.linger = 0
+            # The kernel binds its sockets a moment after we connect (and again after
+            # a restart): retry often, not every 100 ms as ZMQ does by default.
+            sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
             if kind == zmq.SUB:
                 sock.setsockopt(zmq.SUBSCRIBE, b"")
             sock.connect(self._address(name))

@@ -23,6 +23,14 @@ class ExpiresAfter(BaseModel):
 MemoryLimit = Literal["1g", "4g", "16g", "64g"]
 
 
+class NetworkPolicyDisabled(BaseModel):
+    """Sandboxes have no network at all: an allowlist is refused, not silently ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["disabled"]
+
+
 class ContainerCreateRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -30,6 +38,7 @@ class ContainerCreateRequest(BaseModel):
     expires_after: ExpiresAfter | None = None
     file_ids: list[str] = Field(default_factory=list, max_length=100)
     memory_limit: str | None = None
+    network_policy: NetworkPolicyDisabled | None = None
 
 
 class ExecuteRequest(BaseModel):

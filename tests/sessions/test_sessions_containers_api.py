@@ -23,6 +23,7 @@ def test_containers_create_retrieve_list_delete(start_service: StartService) -> 
             name=f"c{i}",
             expires_after={"anchor": "last_active_at", "minutes": 5 + i},
             memory_limit="1g",
+            network_policy={"type": "disabled"},
         )
         for i in range(3)
     ]

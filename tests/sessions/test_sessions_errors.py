@@ -77,6 +77,11 @@ def test_bad_requests_get_openai_errors(start_service: StartService) -> None:
     )
     assert error["param"] == "memory_limit"
     assert_error(http.post(f"{v1}/containers", json={"name": "x", "memory_limit": "64g"}), 400)
+    allowlist = {"type": "allowlist", "allowed_domains": ["pypi.org"]}
+    error = assert_error(
+        http.post(f"{v1}/containers", json={"name": "x", "network_policy": allowlist}), 422
+    )
+    assert error["param"] == "network_policy.type"
     assert_error(http.post(f"{v1}/containers", json={"name": "x", "file_ids": ["file-nope"]}), 404)
     assert service.manager.live_count == 0  # nothing was claimed for a bad request
 

@@ -1,0 +1,387 @@
+"""Sandboxes and sessions on this machine: start times, round trips, memory, throughput.
+
+    .venv/bin/python bench/sessions.py [--samples 10] [--seconds 10]   (or: make bench)
+
+Measured on real Docker sandboxes and a real service process (``python -m interpreter
+serve``), with clients as a user's would be. Prints one JSON object; never fails on a
+number (the load of the machine is printed with it, since it moves every figure).
+
+- ``image``: the sandbox image's tag and size.
+- ``cold_start``: with and without pre-imports, sequentially: ``container_start_ms``
+  (docker run until the container runs), ``kernel_ready_ms`` (then until the kernel
+  answers on shell and iopub), ``create_to_ready_ms`` (both) and the first ``1+1``.
+- ``sandbox_1plus1_ms``: ``1+1`` through ``Sandbox.execute`` on one warm sandbox.
+- ``warm_claim_to_first_result_ms``: client side, POST /v1/containers (a warm sandbox
+  is claimed) then POST .../execute ``1+1``, the pool refilled before each sample.
+- ``api_vs_raw_1plus1_ms``: ``1+1`` through POST .../execute over one keep-alive HTTP
+  connection, interleaved with ``1+1`` from a jupyter_client BlockingKernelClient
+  connected to the same kernel (its host connection file); both wait for the reply and
+  the idle status. ``http_round_trip`` is GET /healthz on the same connection.
+- ``idle_memory_mb``: docker stats (usage less inactive file pages, as ``docker stats``
+  shows it) of idle sandboxes, with and without pre-imports, and how many such idle
+  sessions 24 GiB holds.
+- ``sustained_executions_per_s``: ten sessions each running ``1+1`` back to back over
+  HTTP for ``--seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+from jupyter_client.blocking import BlockingKernelClient
+
+from interpreter.config import Settings, parse_size
+from interpreter.sandboxes.base import SandboxSpec
+from interpreter.sandboxes.docker_backend import DockerSandboxBackend
+from interpreter.sandboxes.sandbox import Sandbox
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICE_NAME = "bench-sessions"
+GIB = 1 << 30
+
+
+def summary(values_s: list[float]) -> dict[str, float]:
+    """p50 and p99 (nearest rank) in milliseconds."""
+    ordered = sorted(values_s)
+    p99 = ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
+    return {
+        "p50": round(statistics.median(ordered) * 1000, 2),
+        "p99": round(p99 * 1000, 2),
+        "n": len(ordered),
+    }
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# -- straight on the backend -------------------------------------------------------------
+
+
+def make_backend(root: Path, preimport: str) -> DockerSandboxBackend:
+    settings = Settings()
+    backend = DockerSandboxBackend(
+        image=settings.sandbox_image,
+        run_root=root / f"run-{len(preimport)}",
+        service_name=SERVICE_NAME,
+        preimport=preimport,
+    )
+    backend.check()
+    return backend
+
+
+def spec() -> SandboxSpec:
+    settings = Settings()
+    return SandboxSpec(
+        memory_limit_bytes=parse_size(settings.memory_limit),
+        cpus=settings.cpus,
+        pids_limit=settings.pids_limit,
+        data_size_bytes=parse_size(settings.data_size),
+        labels={"code-interpreter.role": "bench"},
+    )
+
+
+async def cold_starts(root: Path, preimport: str, samples: int) -> dict[str, Any]:
+    backend = make_backend(root, preimport)
+    started, ready, total, first = [], [], [], []
+    try:
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            record = await backend.create(spec())
+            t1 = time.perf_counter()
+            sandbox = Sandbox(record, max_output_bytes=1_000_000)
+            try:
+                await sandbox.connect(120)
+                t2 = time.perf_counter()
+                result = await sandbox.execute("1+1", timeout_s=30)
+                t3 = time.perf_counter()
+                assert result.status == "ok", result
+            finally:
+                await sandbox.close()
+                await backend.destroy(record.id)
+            started.append(t1 - t0)
+            ready.append(t2 - t1)
+            total.append(t2 - t0)
+            first.append(t3 - t2)
+    finally:
+        await backend.close()
+    return {
+        "container_start_ms": summary(started),
+        "kernel_ready_ms": summary(ready),
+        "create_to_ready_ms": summary(total),
+        "first_1plus1_ms": summary(first),
+    }
+
+
+async def sandbox_round_trip(root: Path, samples: int) -> dict[str, float]:
+    backend = make_backend(root, "")
+    record = await backend.create(spec())
+    sandbox = Sandbox(record, max_output_bytes=1_000_000)
+    try:
+        await sandbox.connect(120)
+        for _ in range(20):  # warm-up
+            await sandbox.execute("1+1", timeout_s=30)
+        times = []
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            await sandbox.execute("1+1", timeout_s=30)
+            times.append(time.perf_counter() - t0)
+        return summary(times)
+    finally:
+        await sandbox.close()
+        await backend.destroy(record.id)
+        await backend.close()
+
+
+async def idle_memory(root: Path, preimport: str, count: int) -> dict[str, Any]:
+    backend = make_backend(root, preimport)
+    sandboxes: list[Sandbox] = []
+    client = docker.from_env()
+    try:
+        for _ in range(count):
+            record = await backend.create(spec())
+            sandbox = Sandbox(record, max_output_bytes=1_000_000)
+            sandboxes.append(sandbox)
+            await sandbox.connect(120)
+            await sandbox.execute("1+1", timeout_s=30)
+        await asyncio.sleep(3)  # let start-up garbage settle
+        used = []
+        for sandbox in sandboxes:
+            (container,) = client.containers.list(
+                filters={"label": f"code-interpreter.sandbox={sandbox.id}"}
+            )
+            stats = await asyncio.to_thread(container.stats, stream=False)
+            memory = stats["memory_stats"]
+            inactive = memory.get("stats", {}).get(
+                "inactive_file", memory.get("stats", {}).get("total_inactive_file", 0)
+            )
+            used.append((memory["usage"] - inactive) / (1 << 20))
+        per_session = statistics.median(used)
+        return {
+            "per_session_mb": round(per_session, 1),
+            "samples_mb": [round(u, 1) for u in used],
+            "idle_sessions_in_24gib": int(24 * GIB / (per_session * (1 << 20))),
+        }
+    finally:
+        client.close()
+        for sandbox in sandboxes:
+            await sandbox.close()
+            await backend.destroy(sandbox.id)
+        await backend.close()
+
+
+# -- through a real service process --------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def service(root: Path, **settings: str) -> Iterator[tuple[str, Path]]:
+    """``python -m interpreter serve`` in the background; yields (base URL, data dir)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERPRETER_")}
+    env.update(
+        INTERPRETER_SERVICE_NAME=SERVICE_NAME,
+        INTERPRETER_DATA_DIR=str(root / "data"),
+        INTERPRETER_RUN_ROOT=str(root / "run"),
+        INTERPRETER_MODEL="none",
+    )
+    env.update({f"INTERPRETER_{k.upper()}": v for k, v in settings.items()})
+    root.mkdir(parents=True, exist_ok=True)
+    log = (root / "service.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "interpreter", "serve", "--port", str(port), "--cleanup-on-exit"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start; see {root / 'service.log'}")
+            time.sleep(0.1)
+        yield base, root / "data"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def wait_pool_ready(http: httpx.Client, base: str, target: int) -> None:
+    deadline = time.monotonic() + 300
+    while http.get(f"{base}/healthz").json()["pool"]["ready"] < target:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the warm pool did not refill")
+        time.sleep(0.05)
+
+
+def warm_claims(base: str, samples: int) -> dict[str, float]:
+    times = []
+    with httpx.Client(timeout=120) as http:
+        for _ in range(samples):
+            wait_pool_ready(http, base, 1)
+            t0 = time.perf_counter()
+            created = http.post(f"{base}/v1/containers", json={"name": "bench"}).json()
+            ran = http.post(
+                f"{base}/v1/containers/{created['id']}/execute", json={"code": "1+1"}
+            ).json()
+            times.append(time.perf_counter() - t0)
+            assert ran["outputs"][0]["data"]["text/plain"] == "2", ran
+            http.delete(f"{base}/v1/containers/{created['id']}")
+    return summary(times)
+
+
+def raw_1plus1(client: BlockingKernelClient) -> float:
+    t0 = time.perf_counter()
+    msg_id = client.execute("1+1")
+    while client.get_shell_msg(timeout=30)["parent_header"].get("msg_id") != msg_id:
+        pass
+    while True:
+        msg = client.get_iopub_msg(timeout=30)
+        if (
+            msg["parent_header"].get("msg_id") == msg_id
+            and msg["msg_type"] == "status"
+            and msg["content"]["execution_state"] == "idle"
+        ):
+            return time.perf_counter() - t0
+
+
+def api_vs_raw(base: str, data_dir: Path, samples: int) -> dict[str, Any]:
+    with httpx.Client(timeout=120) as http:
+        container = http.post(f"{base}/v1/containers", json={"name": "raw"}).json()["id"]
+        info = json.loads((data_dir / "sessions" / f"{container}.json").read_text())
+        run_root = data_dir.parent / "run"
+        raw = BlockingKernelClient(
+            connection_file=str(run_root / info["sandbox_id"] / "kernel.host.json")
+        )
+        raw.load_connection_file()
+        raw.start_channels()
+        try:
+            raw.wait_for_ready(timeout=60)
+            execute = f"{base}/v1/containers/{container}/execute"
+            api_times, raw_times, http_times = [], [], []
+            for i in range(samples + 20):
+                t0 = time.perf_counter()
+                http.get(f"{base}/healthz")
+                bare = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                body = http.post(execute, json={"code": "1+1"}).json()
+                api = time.perf_counter() - t0
+                assert body["outputs"][0]["data"]["text/plain"] == "2", body
+                direct = raw_1plus1(raw)
+                if i >= 20:  # warm-up
+                    api_times.append(api)
+                    raw_times.append(direct)
+                    http_times.append(bare)
+        finally:
+            raw.stop_channels()
+        api_summary, raw_summary = summary(api_times), summary(raw_times)
+        return {
+            "api": api_summary,
+            "raw_jupyter_client": raw_summary,
+            "api_adds_at_p50_ms": round(api_summary["p50"] - raw_summary["p50"], 2),
+            # The bare HTTP round trip (GET /healthz) on the same connection, for scale.
+            "http_round_trip": summary(http_times),
+        }
+
+
+async def sustained(base: str, sessions: int, seconds: float) -> dict[str, Any]:
+    async with httpx.AsyncClient(
+        timeout=300, limits=httpx.Limits(max_connections=2 * sessions)
+    ) as http:
+        created = await asyncio.gather(
+            *(http.post(f"{base}/v1/containers", json={"name": f"s{i}"}) for i in range(sessions))
+        )
+        ids = [c.json()["id"] for c in created]
+        counts = [0] * sessions
+        stop_at = time.monotonic() + seconds
+
+        async def loop(index: int) -> None:
+            execute = f"{base}/v1/containers/{ids[index]}/execute"
+            while time.monotonic() < stop_at:
+                body = (await http.post(execute, json={"code": "1+1"})).json()
+                assert body["status"] == "ok", body
+                counts[index] += 1
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(loop(i) for i in range(sessions)))
+        elapsed = time.monotonic() - t0
+    return {
+        "sessions": sessions,
+        "seconds": round(elapsed, 2),
+        "executions": sum(counts),
+        "executions_per_s": round(sum(counts) / elapsed, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=10, help="cold starts, warm claims")
+    parser.add_argument("--round-trips", type=int, default=300, help="1+1 samples")
+    parser.add_argument("--seconds", type=float, default=10.0, help="sustained run length")
+    parser.add_argument("--memory-sandboxes", type=int, default=4)
+    args = parser.parse_args()
+
+    settings = Settings()
+    client = docker.from_env()
+    image = client.images.get(settings.sandbox_image)
+    client.close()
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "load_at_start": load()},
+        "image": {"tag": settings.sandbox_image, "size_mb": round(image.attrs["Size"] / 1e6)},
+    }
+    preimports = {"with_preimport": settings.preimport, "without_preimport": ""}
+    with tempfile.TemporaryDirectory(prefix="bench-sessions-") as tmp:
+        root = Path(tmp)
+        results["cold_start"] = {
+            name: asyncio.run(cold_starts(root, value, args.samples))
+            for name, value in preimports.items()
+        }
+        results["sandbox_1plus1_ms"] = asyncio.run(sandbox_round_trip(root, args.round_trips))
+        with service(root / "service", POOL_SIZE="1") as (base, data_dir):
+            results["warm_claim_to_first_result_ms"] = warm_claims(base, args.samples)
+            results["api_vs_raw_1plus1_ms"] = api_vs_raw(base, data_dir, args.round_trips)
+        with service(root / "sustained", POOL_SIZE="0", PREIMPORT="") as (base, _):
+            results["sustained_executions_per_s"] = asyncio.run(sustained(base, 10, args.seconds))
+        results["idle_memory_mb"] = {
+            name: asyncio.run(idle_memory(root, value, args.memory_sandboxes))
+            for name, value in preimports.items()
+        }
+    results["machine"]["load_at_end"] = load()
+    json.dump(results, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

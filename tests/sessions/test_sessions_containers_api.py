@@ -123,6 +123,13 @@ def test_files_upload_list_retrieve_content_delete(start_service: StartService) 
     with pytest.raises(openai.NotFoundError):
         client.containers.files.content.retrieve(uploaded.id, container_id=container.id)
 
+    # A Files API file can be copied in by id (JSON body instead of multipart).
+    copied = service.http.post(
+        f"{service.server.v1}/containers/{container.id}/files", json={"file_id": stored.id}
+    )
+    assert copied.status_code == 200, copied.text
+    assert FileCreateResponse.model_validate(copied.json()).path == "/mnt/data/seed.txt"
+
     # Re-uploading a name replaces the file and gives it a new id.
     again = client.containers.files.create(container.id, file=("late.txt", b"replaced"))
     assert again.id != late.id

@@ -3,12 +3,14 @@ removes every other container it had."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import httpx
+import openai
 import pytest
 from openai import OpenAI
 
@@ -36,6 +38,24 @@ def containers_by_role(service_name: str) -> dict[str, set[str]]:
         client.close()
 
 
+def remove_sandbox(service_name: str, sandbox_id: str) -> None:
+    client = docker.from_env()
+    try:
+        for container in client.containers.list(
+            all=True,
+            filters={
+                "label": [
+                    f"code-interpreter.service={service_name}",
+                    f"code-interpreter.sandbox={sandbox_id}",
+                ]
+            },
+            sparse=True,
+        ):
+            container.remove(force=True)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def service_name(run_id: str) -> Iterator[str]:
     name = f"{run_id}-readopt"
@@ -52,6 +72,7 @@ def test_killed_service_readopts_sessions_and_removes_orphans(
         client = OpenAI(base_url=f"{first.base_url}/v1", api_key="none", max_retries=0)
         with client:
             kept = client.containers.create(name="kept")
+            lost = client.containers.create(name="lost")
             uploaded = client.containers.files.create(kept.id, file=("note.txt", b"hello"))
             execute = f"{first.base_url}/v1/containers/{kept.id}/execute"
             ran = httpx.post(execute, json={"code": "x = 42\nopen('out.txt', 'w').write('o')"})
@@ -65,6 +86,9 @@ def test_killed_service_readopts_sessions_and_removes_orphans(
 
     # Killed: nothing was cleaned up, the containers still run.
     assert containers_by_role(service_name) == before
+    # While the service is down, one session's container goes away.
+    lost_sandbox = json.loads((tmp_path / "data" / "sessions" / f"{lost.id}.json").read_text())
+    remove_sandbox(service_name, lost_sandbox["sandbox_id"])
 
     second = ServiceProcess.serve(tmp_path, service_name, "--cleanup-on-exit").start()
     try:
@@ -72,6 +96,10 @@ def test_killed_service_readopts_sessions_and_removes_orphans(
         client = OpenAI(base_url=f"{second.base_url}/v1", api_key="none", max_retries=0)
         with client:
             assert client.containers.retrieve(kept.id).name == "kept"
+            with pytest.raises(openai.NotFoundError) as gone:
+                client.containers.retrieve(lost.id)
+            assert gone.value.code == "container_expired"
+            assert [c.id for c in client.containers.list()] == [kept.id]
             execute = f"{second.base_url}/v1/containers/{kept.id}/execute"
             ran = httpx.post(execute, json={"code": "print(x)"}, timeout=60).json()
             assert ran["outputs"] == [{"type": "stream", "name": "stdout", "text": "42\n"}]
@@ -82,7 +110,7 @@ def test_killed_service_readopts_sessions_and_removes_orphans(
             assert content.read() == b"hello"
         # The old warm sandbox was nobody's: removed. The session's container stayed.
         after = containers_by_role(service_name)
-        assert after["session"] == before["session"]
+        assert after["session"] == before["session"] - {lost_sandbox["sandbox_id"]}
         assert not after.get("pool", set()) & before.get("pool", set())
     finally:
         # uvicorn shuts down cleanly, then re-raises the signal it caught.

@@ -15,8 +15,9 @@ number (the load of the machine is printed with it, since it moves every figure)
   is claimed) then POST .../execute ``1+1``, the pool refilled before each sample.
 - ``api_vs_raw_1plus1_ms``: ``1+1`` through POST .../execute over one keep-alive HTTP
   connection, interleaved with ``1+1`` from a jupyter_client BlockingKernelClient
-  connected to the same kernel (its host connection file); both wait for the reply and
-  the idle status. ``http_round_trip`` is GET /healthz on the same connection.
+  connected to the same kernel (its host connection file, RUN_ROOT/ID.kernel.json);
+  both wait for the reply and the idle status. ``http_round_trip`` is GET /healthz on
+  the same connection.
 - ``idle_memory_mb``: docker stats (usage less inactive file pages, as ``docker stats``
   shows it) of idle sandboxes, with and without pre-imports, and how many such idle
   sessions 24 GiB holds.
@@ -48,7 +49,7 @@ from jupyter_client.blocking import BlockingKernelClient
 
 from interpreter.config import Settings, parse_size
 from interpreter.sandboxes.base import SandboxSpec
-from interpreter.sandboxes.docker_backend import DockerSandboxBackend
+from interpreter.sandboxes.docker_backend import DockerSandboxBackend, host_connection_file
 from interpreter.sandboxes.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -283,7 +284,7 @@ def api_vs_raw(base: str, data_dir: Path, samples: int) -> dict[str, Any]:
         info = json.loads((data_dir / "sessions" / f"{container}.json").read_text())
         run_root = data_dir.parent / "run"
         raw = BlockingKernelClient(
-            connection_file=str(run_root / info["sandbox_id"] / "kernel.host.json")
+            connection_file=str(host_connection_file(run_root, info["sandbox_id"]))
         )
         raw.load_connection_file()
         raw.start_channels()

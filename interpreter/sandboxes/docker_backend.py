@@ -36,6 +36,11 @@ CONTAINER_RUN_DIR = "/run/sandbox"
 SANDBOX_UID = 1000
 
 
+def host_connection_file(run_root: Path, sandbox_id: str) -> Path:
+    """The kernel connection file the host uses (ipc paths under the run folder)."""
+    return run_root / f"{sandbox_id}.kernel.json"
+
+
 class DockerSandboxBackend:
     """Creates, lists and destroys sandbox containers on one Docker engine."""
 
@@ -84,10 +89,14 @@ class DockerSandboxBackend:
         (run_dir / "kernel.json").write_text(
             json.dumps(connection_info(f"{CONTAINER_RUN_DIR}/kernel", key))
         )
-        host_file = run_dir / "kernel.host.json"
+        # The host's copy lives beside the run folder, not in it: the sandbox can write
+        # its run folder, and a file there could be made to say anything (or to be
+        # unreadable) by the time a restarted service reads it to re-adopt the sandbox.
+        host_file = host_connection_file(self.run_root, sandbox_id)
         host_file.write_text(json.dumps(connection_info(str(run_dir / "kernel"), key)))
+        host_file.chmod(0o600)
         if os.geteuid() == 0:
-            for path in (run_dir, run_dir / "kernel.json", host_file):
+            for path in (run_dir, run_dir / "kernel.json"):
                 os.chown(path, self.uid, self.gid)
         labels = {
             **spec.labels,
@@ -138,6 +147,7 @@ class DockerSandboxBackend:
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
         shutil.rmtree(self.run_root / sandbox_id, ignore_errors=True)
+        host_connection_file(self.run_root, sandbox_id).unlink(missing_ok=True)
 
     async def list(self) -> builtins.list[SandboxRecord]:
         return await asyncio.to_thread(self._list)
@@ -152,7 +162,7 @@ class DockerSandboxBackend:
                 SandboxRecord(
                     sandbox_id,
                     run_dir,
-                    run_dir / "kernel.host.json",
+                    host_connection_file(run_dir.parent, sandbox_id),
                     labels,
                     running=container.attrs.get("State") == "running",
                 )

@@ -158,7 +158,14 @@ class SessionManager:
                 if info is not None:
                     self._mark_ended(info, "expired")
                 continue
-            sandbox = Sandbox(record, max_output_bytes=self.settings.max_output_bytes)
+            try:
+                sandbox = Sandbox(record, max_output_bytes=self.settings.max_output_bytes)
+            except (OSError, ValueError, KeyError) as exc:
+                # Whatever is wrong with one sandbox must not keep the service from starting.
+                log.warning("cannot re-adopt sandbox %s: %s", record.id, exc)
+                await self.backend.destroy(record.id)
+                self._mark_ended(info, "expired")
+                continue
             try:
                 await sandbox.connect(self.settings.kernel_ready_timeout_s)
             except SandboxError:

@@ -75,10 +75,20 @@ def test_killed_service_readopts_sessions_and_removes_orphans(
             lost = client.containers.create(name="lost")
             uploaded = client.containers.files.create(kept.id, file=("note.txt", b"hello"))
             execute = f"{first.base_url}/v1/containers/{kept.id}/execute"
-            ran = httpx.post(execute, json={"code": "x = 42\nopen('out.txt', 'w').write('o')"})
+            # Hostile too: it rewrites what it can reach of its run folder.
+            ran = httpx.post(
+                execute,
+                json={
+                    "code": "x = 42\nopen('out.txt', 'w').write('o')\n"
+                    "open('/run/sandbox/kernel.host.json', 'w').write('{not json')\n"
+                    "open('/run/sandbox/kernel.json', 'w').write('{not json')"
+                },
+            )
             assert ran.json()["status"] == "ok"
             files_before = {f.id: f.path for f in client.containers.files.list(kept.id)}
-        wait_until(lambda: "pool" in containers_by_role(service_name), timeout_s=120)
+        # The warm pool full and no refill under way, so that nothing starts meanwhile.
+        healthz = f"{first.base_url}/healthz"
+        wait_until(lambda: httpx.get(healthz).json()["pool"]["ready"] == 1, timeout_s=120)
         before = containers_by_role(service_name)
         assert len(before["session"] | before.get("pool", set())) >= 2
     finally:

@@ -4,12 +4,15 @@ as root, see another sandbox, or use the agent's file API to leave /mnt/data."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from interpreter.errors import FileNotFound, InvalidRequest
+from interpreter.errors import FileNotFound, InvalidRequest, SandboxError
+from interpreter.sandboxes.agent import AgentClient
 from interpreter.sandboxes.sandbox import Sandbox
 
 pytestmark = pytest.mark.docker
@@ -142,3 +145,73 @@ async def test_agent_file_api_stays_inside_data(start_sandbox: StartSandbox) -> 
         assert response.status_code == 400
     check = await sandbox.execute("import os; print(os.path.exists('/tmp/planted'))", timeout_s=30)
     assert check.stdout == "False\n"
+
+
+FAKE_AGENT = """
+import json, os, socketserver, threading
+from http.server import BaseHTTPRequestHandler
+
+class Lie(BaseHTTPRequestHandler):
+    def do_GET(self):
+        files = [{"path": "/../../decoy", "bytes": 1, "mtime": 0},
+                 {"path": "/./decoy", "bytes": 1, "mtime": 0},
+                 {"path": "/sub//decoy", "bytes": 1, "mtime": 0},
+                 {"path": "/ok.txt", "bytes": 2, "mtime": 0},
+                 "not even an object"]
+        body = json.dumps({"files": files} if self.path == "/files" else ["nonsense"]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+fake = Server("/run/sandbox/fake.sock", Lie)
+threading.Thread(target=fake.serve_forever, daemon=True).start()
+os.replace("/run/sandbox/fake.sock", "/run/sandbox/agent.sock")
+"""
+
+
+async def test_a_hostile_sandbox_cannot_aim_the_service_at_the_host(
+    start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    """Code in a sandbox can replace its agent's socket (its run folder is writable):
+    with a fake agent that lists paths leading out of /mnt/data, then with a link to a
+    socket of the host. The service must use neither."""
+    sandbox = await start_sandbox()
+    decoy_path = tmp_path / "decoy.sock"
+    decoy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    decoy.bind(str(decoy_path))
+    decoy.listen(8)
+    decoy.setblocking(False)
+    # A restarted service, or a new connection, would meet whatever is there now.
+    fresh = AgentClient(sandbox.record.run_dir / "agent.sock")
+    try:
+        faked = await sandbox.execute(FAKE_AGENT, timeout_s=30)
+        assert faked.status == "ok", faked.outputs
+        listed = await fresh.list_files()
+        assert [f.path for f in listed] == ["/mnt/data/ok.txt"]
+        with pytest.raises(SandboxError):
+            await fresh.health()  # an answer that is not the agent's
+        for path in ["/mnt/data/../../decoy", "../decoy", "/mnt/data/a/../../decoy"]:
+            with pytest.raises(InvalidRequest):
+                await fresh.read_file(path)
+
+        linked = await sandbox.execute(
+            f"import os\nos.remove('/run/sandbox/agent.sock')\n"
+            f"os.symlink({str(decoy_path)!r}, '/run/sandbox/agent.sock')",
+            timeout_s=30,
+        )
+        assert linked.status == "ok", linked.outputs
+        with pytest.raises(SandboxError, match="replaced"):
+            await fresh.health()
+        with pytest.raises(SandboxError):
+            await fresh.list_files()
+        with pytest.raises(BlockingIOError):
+            decoy.accept()  # nobody ever connected to the host's socket
+    finally:
+        await fresh.close()
+        decoy.close()

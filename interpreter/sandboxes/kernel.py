@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 READY_POLL_FIRST_S = 0.05
 READY_POLL_MAX_S = 1.0
 RECONNECT_IVL_MS = 10
+RECONNECT_IVL_MAX_MS = 500
 
 CHANNEL_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}
 
@@ -65,8 +66,10 @@ class KernelConnection:
             sock = self._context.socket(kind)
             sock.linger = 0
             # The kernel binds its sockets a moment after we connect (and again after
-            # a restart): retry often, not every 100 ms as ZMQ does by default.
+            # a restart): retry soon, not after 100 ms as ZMQ does by default; but back
+            # off, since the sandbox can point these paths anywhere (at a host socket).
             sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
             if kind == zmq.SUB:
                 sock.setsockopt(zmq.SUBSCRIBE, b"")
             sock.connect(self._address(name))

@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from openai_harmony import Message, Role
 
@@ -41,6 +42,13 @@ from model_runner.harmony import (
 
 MAX_CALLS_PER_TURN = 3
 MAX_TOKENS_PER_MESSAGE = 400
+
+
+class Kernel(Protocol):
+    """Where the model's code runs: the real sandbox stands behind the API; here, a
+    local Python process."""
+
+    def run(self, code: str) -> ToolObservation: ...
 
 
 class LocalKernel:
@@ -105,7 +113,7 @@ async def run_turn(
     renderer: HarmonyRenderer,
     history: list[Message],
     user: str,
-    kernel: LocalKernel,
+    kernel: Kernel,
 ) -> tuple[str, list[str], list[str]]:
     """The service's loop for one response; appends what it shows the model to
     ``history`` and returns the final answer, the code sent and the outputs shown."""
@@ -208,22 +216,11 @@ async def evaluate(
 
 
 def load_checkpoint(source: str) -> Generator:
-    """The checkpoint as the service's backend runs it, token map and all, on the CPU.
+    """The checkpoint exactly as the service loads it (``load_generator``: the
+    transformers backend with the checkpoint's token map), on the CPU."""
+    from model_runner.loading import load_generator
 
-    Built directly rather than through ``load_generator``, whose ``device_map`` needs
-    ``accelerate``, which the CPU-only training environment does not have.
-    """
-    from transformers import GptOssForCausalLM
-
-    from model_runner.loading import DEMO_CHECKPOINT
-    from model_runner.token_map import TokenMap
-    from model_runner.transformers_backend import TransformersGenerator
-
-    folder = DEMO_CHECKPOINT if source == "demo" else Path(source)
-    model = GptOssForCausalLM.from_pretrained(folder)
-    return TransformersGenerator(
-        model, name=folder.name, token_map=TokenMap.from_checkpoint(folder), cache_budget_bytes=0
-    )
+    return load_generator(source, device="cpu", cache_budget_bytes=0)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

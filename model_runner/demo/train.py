@@ -203,7 +203,7 @@ def save_snapshot(
     torch.save(state, out / TRAINER_STATE)
 
 
-def train(args: argparse.Namespace) -> dict[str, object]:
+def train(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
     renderer = HarmonyRenderer()
@@ -257,7 +257,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     (args.out / "losses.json").write_text(json.dumps(losses))
     first = sum(v for _, v in losses[:10]) / min(10, len(losses))
     last = sum(v for _, v in losses[-10:]) / min(10, len(losses))
-    summary: dict[str, object] = {
+    summary: dict[str, Any] = {
         "config": args.config,
         "parameters": parameters,
         "vocab_size": token_map.vocab_size,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from interpreter.api import containers, errors, files, health, responses
+from interpreter.api import containers, errors, files, health, models, responses
 from interpreter.config import Settings
 from interpreter.files import FileStore
 from interpreter.metrics import Metrics
@@ -51,6 +52,7 @@ def create_app(
         app.state.sessions = manager
         app.state.files = FileStore(settings.data_dir / "files", settings.max_upload_bytes)
         app.state.api_keys = settings.api_key_set()
+        app.state.started_at = int(time.time())
         model = generator or await _load_model(settings)
         store = ResponseStore(settings.data_dir / "responses.sqlite3")
         app.state.responses = (
@@ -74,6 +76,7 @@ def create_app(
     app.include_router(containers.router)
     app.include_router(files.router)
     app.include_router(responses.router)
+    app.include_router(models.router)
     _mount_ui(app)
     return app
 

@@ -156,6 +156,15 @@ def test_cache_key_from_prompt_cache_key_or_affinity_header(start) -> None:
     assert [r.cache_key for r in double.requests] == ["key-1", "affinity-7"]
 
 
+def test_models_list_the_served_model(start) -> None:
+    client, _, _ = start([], model="demo")
+    models = client.models.list()
+    assert [m.id for m in models.data] == ["demo"]
+    assert client.models.retrieve("demo").id == "demo"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-5")
+
+
 def test_retrieve_delete_and_input_items(start) -> None:
     client, _, _ = start([final("Hello.")])
     response = client.responses.create(model="scripted", input="Hi", tools=TOOLS)
@@ -329,6 +338,7 @@ def test_disconnect_mid_stream_cancels_and_sandbox_survives(start) -> None:
             json={"code": "print(x)", "timeout": 5},
             timeout=30,
         ).json()
+        print("RESULT", time.monotonic(), result)
         if result["status"] == "ok":
             break
         assert time.monotonic() < deadline

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from interpreter.errors import SandboxError
@@ -28,6 +30,8 @@ OutputCallback = Callable[[Output], Awaitable[None]]
 
 # How long to wait for the kernel to come back from an interrupt before restarting it.
 INTERRUPT_GRACE_S = 3.0
+# ... interrupting it again this often meanwhile.
+INTERRUPT_REPEAT_S = 0.5
 # How often an execution the kernel aborted unrun (see Sandbox.execute) is sent again.
 ABORTED_RETRIES = 2
 # Without messages for this long during an execution, ask the agent whether the kernel lives.
@@ -39,6 +43,15 @@ STATE_LOST_NOTICE = (
     "The Python kernel was restarted before this ran: variables from earlier executions "
     "are gone. Files in /mnt/data were kept."
 )
+
+
+@dataclass
+class Progress:
+    """How far one execute request has got: its shell reply, and whether the kernel
+    went idle after it."""
+
+    reply: dict[str, Any] | None = None
+    idle: bool = False
 
 
 class OutputCollector:
@@ -227,37 +240,55 @@ class Sandbox:
             },
         )
         timed_out = restarted = False
+        seen = Progress()
         with self.kernel.route(msg) as queue:
             sent_at = time.time()
             self.kernel.post("shell", msg)
             try:
-                outcome = await self._collect(queue, collector, deadline, sent_at)
+                outcome = await self._collect(queue, collector, deadline, sent_at, seen)
                 if outcome == "timeout":
                     timed_out = True
-                    await self.agent.interrupt()
-                    outcome = await self._collect(
-                        queue, collector, time.monotonic() + INTERRUPT_GRACE_S, sent_at
-                    )
+                    outcome = await self._interrupt_until_stopped(queue, collector, sent_at, seen)
                     if outcome == "timeout":
                         await self.restart()
                         restarted = True
             except asyncio.CancelledError:
                 # The caller went away: stop the code but keep the kernel's state, and
-                # hold on (the session's lock with us) until the kernel has really
-                # stopped: a request sent before then would be aborted by the kernel.
-                await asyncio.shield(self._stop_abandoned(queue, sent_at))
+                # hold on (the session's lock with us, the route open) until the kernel
+                # has really stopped: a request sent before then would be aborted by the
+                # kernel. Cancelled again meanwhile (clean-up code often cancels twice),
+                # keep waiting; the stop is bounded by its own time-outs.
+                stopping = asyncio.ensure_future(self._stop_abandoned(queue, sent_at, seen))
+                while not stopping.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(stopping)
                 raise
         return outcome, timed_out, restarted
 
+    async def _interrupt_until_stopped(
+        self,
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]],
+        collector: OutputCollector,
+        sent_at: float,
+        seen: Progress,
+    ) -> tuple[str, int | None] | str:
+        """Interrupt until the execution ends, for up to INTERRUPT_GRACE_S; then
+        'timeout'. Repeated, since an interrupt that comes before the kernel has begun
+        to run the code is ignored (ipykernel handles SIGINT only while executing)."""
+        deadline = time.monotonic() + INTERRUPT_GRACE_S
+        while True:
+            await self.agent.interrupt()
+            attempt_end = min(deadline, time.monotonic() + INTERRUPT_REPEAT_S)
+            outcome = await self._collect(queue, collector, attempt_end, sent_at, seen)
+            if outcome != "timeout" or time.monotonic() >= deadline:
+                return outcome
+
     async def _stop_abandoned(
-        self, queue: asyncio.Queue[tuple[str, dict[str, Any]]], sent_at: float
+        self, queue: asyncio.Queue[tuple[str, dict[str, Any]]], sent_at: float, seen: Progress
     ) -> None:
         try:
-            await self.agent.interrupt()
             discard = OutputCollector(0, None)
-            outcome = await self._collect(
-                queue, discard, time.monotonic() + INTERRUPT_GRACE_S, sent_at
-            )
+            outcome = await self._interrupt_until_stopped(queue, discard, sent_at, seen)
             if outcome == "timeout":
                 await self.restart()
         except (SandboxError, OSError) as exc:
@@ -275,33 +306,35 @@ class Sandbox:
         collector: OutputCollector,
         deadline: float,
         sent_at: float,
+        seen: Progress,
     ) -> tuple[str, int | None] | str:
-        """Read messages until the execution ends; return (status, count), 'timeout' or 'died'."""
-        reply: dict[str, Any] | None = None
-        idle = False
-        while reply is None or not idle:
+        """Read messages until the execution ends; return (status, count), 'timeout' or 'died'.
+
+        What was seen is kept in ``seen``, so that a later call for the same request
+        (after an interrupt) still knows of a reply that came before a deadline."""
+        while seen.reply is None or not seen.idle:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout"
-            if reply is not None:
+            if seen.reply is not None:
                 # The reply came but the idle status has not: after a kernel restart the
                 # iopub socket may still be reconnecting. Don't wait long for it.
                 remaining = min(remaining, 0.2)
             try:
                 channel, msg = await asyncio.wait_for(queue.get(), min(remaining, LIVENESS_POLL_S))
             except TimeoutError:
-                if reply is not None:
+                if seen.reply is not None:
                     break
                 if await self._died_since(sent_at):
                     return "died"
                 continue
             if channel == "shell":
-                reply = msg["content"]
+                seen.reply = msg["content"]
                 continue
             msg_type = msg["msg_type"]
             content = msg["content"]
             if msg_type == "status":
-                idle = content["execution_state"] == "idle"
+                seen.idle = content["execution_state"] == "idle"
             elif msg_type == "stream":
                 await collector.add(StreamOutput(content["name"], content["text"]))
             elif msg_type == "execute_result":
@@ -316,8 +349,8 @@ class Sandbox:
                 )
             elif msg_type == "clear_output":
                 await collector.add(ClearOutput())
-        assert reply is not None
-        return (reply["status"], reply.get("execution_count"))
+        assert seen.reply is not None
+        return (seen.reply["status"], seen.reply.get("execution_count"))
 
     async def interrupt(self) -> bool:
         return await self.agent.interrupt()

@@ -160,3 +160,28 @@ async def test_kernel_dying_while_idle_is_noticed(start_sandbox: StartSandbox) -
     assert after.stdout == "False\n"
     assert after.notice == STATE_LOST_NOTICE
     assert after.restart_reason == "died"
+
+
+async def test_abandoned_execution_is_stopped_before_the_next_one(
+    start_sandbox: StartSandbox,
+) -> None:
+    """A caller that goes away at once (cancelled, and cancelled again by clean-up code)
+    leaves no execution behind: it is interrupted, even when the interrupt arrives before
+    the kernel has begun to run the code, and the state is kept."""
+    sandbox = await start_sandbox()
+    await sandbox.execute("x = 'kept'", timeout_s=30)
+    for _ in range(3):
+        abandoned = asyncio.create_task(
+            sandbox.execute("import time\ntime.sleep(60)", timeout_s=120)
+        )
+        await asyncio.sleep(0)  # sent; the kernel may not have started on it yet
+        abandoned.cancel()
+        await asyncio.sleep(0.05)
+        abandoned.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await abandoned
+        after = await sandbox.execute("print(x)", timeout_s=30)
+        assert after.status == "ok", after.outputs
+        assert after.stdout == "kept\n"
+        assert not after.kernel_restarted
+    assert (await sandbox.agent.health()).generation == 1

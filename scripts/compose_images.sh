@@ -26,7 +26,7 @@ say() { printf '\033[1;34m[compose]\033[0m %s\n' "$*" >&2; }
 die() { printf '\n\033[1;31m[compose] %s\033[0m\n\n' "$*" >&2; exit 1; }
 
 # 1. The engine, the base image and the sandbox image with its wheelhouse: set-up's job.
-bash scripts/setup.sh
+SETUP_WHEELHOUSE=1 bash scripts/setup.sh
 PIP=(.venv/bin/pip)
 
 # 2. A Compose. Compose v2 where it is; else Debian's docker-compose 1.29, which installs

@@ -66,19 +66,24 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   fi
 fi
 
-# 4. The sandbox image, tagged by the content of sandbox_image/.
+# 4. The sandbox image, tagged by the content of sandbox_image/, built from a wheelhouse
+#    downloaded on the host. SETUP_WHEELHOUSE=1 asks for the wheelhouse even when the
+#    image exists (the compose stack's sandbox-image builder needs it).
 TAG=$(.venv/bin/python -m interpreter.sandboxes.image)
+WHEELS=$BUILD/wheelhouse-$(sha256sum sandbox_image/requirements.txt | cut -c1-16)
+ensure_wheelhouse() {
+  [ -f "$WHEELS/.complete" ] && return
+  say "downloading the sandbox's wheels on the host"
+  rm -rf "$WHEELS" && mkdir -p "$WHEELS"
+  .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --platform any \
+    -d "$WHEELS" -r sandbox_image/requirements.txt
+  touch "$WHEELS/.complete"
+}
+[ "${SETUP_WHEELHOUSE:-0}" = 1 ] && ensure_wheelhouse
 if ! docker image inspect "$TAG" >/dev/null 2>&1; then
-  WHEELS=$BUILD/wheelhouse-$(sha256sum sandbox_image/requirements.txt | cut -c1-16)
-  if [ ! -f "$WHEELS/.complete" ]; then
-    say "downloading the sandbox's wheels on the host"
-    rm -rf "$WHEELS" && mkdir -p "$WHEELS"
-    .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
-      --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-      --platform manylinux2014_x86_64 --platform any \
-      -d "$WHEELS" -r sandbox_image/requirements.txt
-    touch "$WHEELS/.complete"
-  fi
+  ensure_wheelhouse
   say "building $TAG"
   context=$(mktemp -d "$BUILD/context.XXXXXX")
   cp -r sandbox_image/. "$context/"

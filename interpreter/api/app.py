@@ -44,27 +44,31 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics = Metrics()
+        # The model first: a model that cannot load stops start-up before any sandbox
+        # exists, so nothing is left behind.
+        model = generator or await _load_model(settings)
         sandbox_backend = backend or _docker_backend(settings)
         manager = SessionManager(settings, sandbox_backend, metrics)
-        await manager.start()
-        app.state.settings = settings
-        app.state.metrics = metrics
-        app.state.sessions = manager
-        app.state.files = FileStore(settings.data_dir / "files", settings.max_upload_bytes)
-        app.state.api_keys = settings.api_key_set()
-        app.state.started_at = int(time.time())
-        model = generator or await _load_model(settings)
         store = ResponseStore(settings.data_dir / "responses.sqlite3")
-        app.state.responses = (
-            ResponsesService(settings, manager, model, store, app.state.files, metrics)
+        files_store = FileStore(settings.data_dir / "files", settings.max_upload_bytes)
+        responses_service = (
+            ResponsesService(settings, manager, model, store, files_store, metrics)
             if model is not None
             else None
         )
+        app.state.settings = settings
+        app.state.metrics = metrics
+        app.state.sessions = manager
+        app.state.files = files_store
+        app.state.responses = responses_service
+        app.state.api_keys = settings.api_key_set()
+        app.state.started_at = int(time.time())
         try:
+            await manager.start()
             yield
         finally:
-            if app.state.responses is not None:
-                await app.state.responses.close()
+            if responses_service is not None:
+                await responses_service.close()
             store.close()
             await manager.close(end_sessions=cleanup_on_exit)
             if backend is None:

@@ -34,7 +34,27 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def run_id() -> str:
     """Names this test run's containers, so they never mix with a dev server's."""
+    remove_containers_of_dead_test_runs()
     return f"ci-test-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def remove_containers_of_dead_test_runs() -> None:
+    """A test run that was killed leaves its sandboxes running; its name holds its pid,
+    so a later run can tell they are orphans (and leaves a live run's alone)."""
+    import docker
+
+    client = docker.from_env()
+    with contextlib.closing(client):
+        for container in client.containers.list(
+            all=True, filters={"label": "code-interpreter.service"}
+        ):
+            service = container.labels.get("code-interpreter.service", "")
+            parts = service.split("-")
+            if len(parts) < 3 or parts[:2] != ["ci", "test"] or not parts[2].isdigit():
+                continue
+            if not Path(f"/proc/{parts[2]}").exists():
+                with contextlib.suppress(docker.errors.APIError):
+                    container.remove(force=True)
 
 
 @pytest.fixture

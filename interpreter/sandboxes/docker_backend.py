@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,7 @@ class DockerSandboxBackend:
         sandbox_id = secrets.token_hex(8)
         run_dir = self.run_root / sandbox_id
         run_dir.mkdir(parents=True, mode=0o700)
+        _mount_small_tmpfs(run_dir)
         key = secrets.token_hex(32)
         (run_dir / "kernel.json").write_text(
             json.dumps(connection_info(f"{CONTAINER_RUN_DIR}/kernel", key))
@@ -135,7 +137,7 @@ class DockerSandboxBackend:
                 ipc_mode="private",
             )
         except docker.errors.DockerException as exc:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            _remove_run_dir(run_dir)
             raise SandboxError(f"could not start a sandbox container: {exc}") from exc
         return SandboxRecord(sandbox_id, run_dir, host_file, labels, running=True)
 
@@ -146,7 +148,7 @@ class DockerSandboxBackend:
         for container in self._containers({LABEL_SANDBOX: sandbox_id}):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
-        shutil.rmtree(self.run_root / sandbox_id, ignore_errors=True)
+        _remove_run_dir(self.run_root / sandbox_id)
         host_connection_file(self.run_root, sandbox_id).unlink(missing_ok=True)
 
     async def list(self) -> builtins.list[SandboxRecord]:
@@ -196,3 +198,28 @@ class DockerSandboxBackend:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
+
+
+# The run folder is the one host folder a sandbox can write (it must create its kernel's
+# sockets there). As root, it becomes a tiny tmpfs of its own, so a sandbox filling it
+# fills a megabyte, not the host's disk. Without the right to mount (a non-root service,
+# or the compose stack's api container) it stays a plain folder.
+RUN_DIR_TMPFS_OPTIONS = "size=1m,nr_inodes=256,mode=0700,nosuid,nodev,noexec"
+
+
+def _mount_small_tmpfs(run_dir: Path) -> None:
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", RUN_DIR_TMPFS_OPTIONS, "tmpfs", str(run_dir)],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        log.debug("run folder stays on disk (%s)", result.stderr.decode().strip())
+
+
+def _remove_run_dir(run_dir: Path) -> None:
+    if os.path.ismount(run_dir):
+        subprocess.run(["umount", "-l", str(run_dir)], capture_output=True, check=False)
+    shutil.rmtree(run_dir, ignore_errors=True)

@@ -42,9 +42,16 @@ def clean(client: docker.DockerClient, service_name: str, run_root: Path) -> Non
         for container in client.containers.list(all=True, filters={"label": LABEL_SERVICE})
     }
     if run_root.is_dir():
-        for folder in run_root.iterdir():
-            if str(folder) not in in_use:
-                shutil.rmtree(folder, ignore_errors=True)
+        for path in run_root.iterdir():
+            # Each sandbox has a folder and, beside it, the host's connection file
+            # (ID.kernel.json), kept out of the sandbox's reach.
+            folder = path.with_name(path.name.removesuffix(".kernel.json"))
+            if str(folder) in in_use:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def main() -> int:

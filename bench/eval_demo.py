@@ -47,10 +47,28 @@ def _file_text(client: OpenAI, container_id: str, path: str) -> str | None:
 def run_conversation(
     client: OpenAI, model: str, conversation: data.Conversation, index: int
 ) -> tuple[bool, list[dict[str, Any]]]:
-    """Send every turn; return whether all were right and a trace for failures."""
+    """Send every turn; return whether all were right and a trace for failures.
+
+    The conversation's container is deleted afterwards: the service caps live ones.
+    """
     container: str | None = None
+    try:
+        return _run_turns(client, model, conversation, index, container)
+    finally:
+        for live in _created.pop(index, []):
+            client.containers.delete(live)
+
+
+_created: dict[int, list[str]] = {}
+
+
+def _run_turns(
+    client: OpenAI, model: str, conversation: data.Conversation, index: int, container: str | None
+) -> tuple[bool, list[dict[str, Any]]]:
+    created = _created.setdefault(index, [])
     if conversation.files:
         container = client.containers.create(name=f"eval-demo-{index}").id
+        created.append(container)
         for name, text in conversation.files.items():
             client.containers.files.create(container, file=(name, text.encode()))
     previous: str | None = None
@@ -68,7 +86,8 @@ def run_conversation(
             include=["code_interpreter_call.outputs"],
         )
         previous = response.id
-        container = container or _container_of(response)
+        if container is None and (container := _container_of(response)) is not None:
+            created.append(container)
         answer = response.output_text
         right = all(expected in answer for expected in turn.expected)
         if right and conversation.family == "file" and container is not None:

@@ -1,7 +1,7 @@
 """Accuracy of the demo model through the real Responses API and the real sandbox.
 
     make run   # the service, serving the demo model, at http://127.0.0.1:8000/v1
-    python bench/eval_demo.py [--base-url URL] [--count 20] [--model gpt-oss-demo]
+    python bench/eval_demo.py [--base-url URL] [--count 20] [--model demo]
 
 Fresh prompts of every family come from ``EVAL_SEED``, a stream no training batch draws
 from. Each goes through the official ``openai`` SDK exactly as a user's would: greedy
@@ -109,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
     parser.add_argument("--api-key", default="unused")
-    parser.add_argument("--model", default="gpt-oss-demo")
+    parser.add_argument("--model", default="demo")
     parser.add_argument("--count", type=int, default=20, help="conversations per family")
     parser.add_argument("--seed", type=int, default=data.EVAL_SEED)
     parser.add_argument("--families", nargs="*", default=list(data.FAMILIES))

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from interpreter.api.auth import current_owner
+from interpreter.api.protocol import page
 from interpreter.api.sse import sse_event, with_keepalives
 from interpreter.errors import InterpreterError
 from interpreter.responses.protocol import ResponsesRequest
@@ -75,14 +76,8 @@ async def cancel_response(response_id: str, request: Request, owner: Owner) -> d
 
 @router.get("/responses/{response_id}/input_items")
 async def input_items(response_id: str, request: Request, owner: Owner) -> dict[str, Any]:
-    items = await _service(request).input_items(response_id, owner)
-    return {
-        "object": "list",
-        "data": items,
-        "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None,
-        "has_more": False,
-    }
+    # All of a response's input items, oldest first: a turn's input is small.
+    return page(await _service(request).input_items(response_id, owner), has_more=False)
 
 
 @router.get("/code_interpreter/images/{image_id}")

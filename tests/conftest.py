@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import os
 import secrets
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +32,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Unmount run-folder tmpfs mounts that killed earlier runs left in pytest's old temp
+    folders: pytest deletes those folders, and a mount point in one stops it."""
+    base = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            mount_point = line.split()[1]
+            if mount_point.startswith(f"{base}/"):
+                subprocess.run(["umount", "-l", mount_point], capture_output=True, check=False)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,33 @@ class DockerSandboxBackend:
             raise SandboxError(
                 f"the sandbox image {self.image} is missing; run `make setup` to build it"
             ) from exc
+        self._remove_stray_run_dirs()
+
+    def _remove_stray_run_dirs(self) -> None:
+        """Run folders that no container uses: left by a service killed between making a
+        folder and starting its container, or by an engine that lost its containers.
+        Their tmpfs would otherwise stay mounted for good. Recent ones may be another
+        process's sandbox being born, and stay."""
+        if not self.run_root.is_dir():
+            return
+        in_use = {
+            container.labels.get("code-interpreter.run-dir")
+            for container in self._client.containers.list(
+                all=True, filters={"label": LABEL_SANDBOX}
+            )
+        }
+        for path in self.run_root.iterdir():
+            # A sandbox is its folder and, beside it, the host's ID.kernel.json.
+            folder = path.with_name(path.name.removesuffix(".kernel.json"))
+            if str(folder) in in_use:
+                continue
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime <= STRAY_AGE_S:
+                    continue
+                if path.is_dir():
+                    _remove_run_dir(path)
+                elif path.name.endswith(".kernel.json") and not folder.exists():
+                    path.unlink()
 
     async def create(self, spec: SandboxSpec) -> SandboxRecord:
         return await asyncio.to_thread(self._create, spec)
@@ -204,6 +232,7 @@ class DockerSandboxBackend:
 # sockets there). As root, it becomes a tiny tmpfs of its own, so a sandbox filling it
 # fills a megabyte, not the host's disk. Without the right to mount (a non-root service,
 # or the compose stack's api container) it stays a plain folder.
+STRAY_AGE_S = 60.0
 RUN_DIR_TMPFS_OPTIONS = "size=1m,nr_inodes=256,mode=0700,nosuid,nodev,noexec"
 
 

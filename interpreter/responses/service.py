@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -649,8 +649,6 @@ class ResponsesService:
         notices = [n for n in (turn.session_notice, observation.notice) if n]
         turn.session_notice = None
         if notices:
-            from dataclasses import replace
-
             observation = replace(observation, notice=" ".join(notices))
         text = trim_to_tokens(
             format_tool_output(observation),

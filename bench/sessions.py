@@ -106,9 +106,9 @@ async def cold_starts(root: Path, preimport: str, samples: int) -> dict[str, Any
             t0 = time.perf_counter()
             record = await backend.create(spec())
             t1 = time.perf_counter()
-            sandbox = Sandbox(record, max_output_bytes=1_000_000)
+            sandbox = Sandbox(record, max_output_bytes=1_000_000, ready_timeout_s=120)
             try:
-                await sandbox.connect(120)
+                await sandbox.connect()
                 t2 = time.perf_counter()
                 result = await sandbox.execute("1+1", timeout_s=30)
                 t3 = time.perf_counter()
@@ -133,9 +133,9 @@ async def cold_starts(root: Path, preimport: str, samples: int) -> dict[str, Any
 async def sandbox_round_trip(root: Path, samples: int) -> dict[str, float]:
     backend = make_backend(root, "")
     record = await backend.create(spec())
-    sandbox = Sandbox(record, max_output_bytes=1_000_000)
+    sandbox = Sandbox(record, max_output_bytes=1_000_000, ready_timeout_s=120)
     try:
-        await sandbox.connect(120)
+        await sandbox.connect()
         for _ in range(20):  # warm-up
             await sandbox.execute("1+1", timeout_s=30)
         times = []
@@ -157,9 +157,9 @@ async def idle_memory(root: Path, preimport: str, count: int) -> dict[str, Any]:
     try:
         for _ in range(count):
             record = await backend.create(spec())
-            sandbox = Sandbox(record, max_output_bytes=1_000_000)
+            sandbox = Sandbox(record, max_output_bytes=1_000_000, ready_timeout_s=120)
             sandboxes.append(sandbox)
-            await sandbox.connect(120)
+            await sandbox.connect()
             await sandbox.execute("1+1", timeout_s=30)
         await asyncio.sleep(3)  # let start-up garbage settle
         used = []

@@ -122,10 +122,14 @@ def _display_data(data: dict[str, Any]) -> dict[str, str]:
 class Sandbox:
     """A connected sandbox. One execution at a time: callers serialise (the session does)."""
 
-    def __init__(self, record: SandboxRecord, *, max_output_bytes: int) -> None:
+    def __init__(
+        self, record: SandboxRecord, *, max_output_bytes: int, ready_timeout_s: float = 30.0
+    ) -> None:
         self.record = record
         self.id = record.id
         self.max_output_bytes = max_output_bytes
+        # How long a kernel may take to answer: at start, and after each restart.
+        self.ready_timeout_s = ready_timeout_s
         info = json.loads(record.connection_file.read_text())
         self.kernel = KernelConnection(info)
         self.agent = AgentClient(record.run_dir / "agent.sock")
@@ -133,10 +137,10 @@ class Sandbox:
         # A death already reported in a result; the next result only adds the notice.
         self._death_reported = False
 
-    async def connect(self, timeout_s: float = 30.0) -> None:
+    async def connect(self) -> None:
         """Open the sockets and wait until the kernel answers on every channel."""
         self.kernel.open()
-        await self._wait_ready(timeout_s)
+        await self._wait_ready(self.ready_timeout_s)
         self._kernel_session = self.kernel.kernel_session
 
     async def _wait_ready(self, timeout_s: float) -> None:
@@ -194,7 +198,7 @@ class Sandbox:
             log.info("the kernel of %s died and was restarted", self.id)
             # The agent has started a new kernel; wait for it, but leave the remembered
             # kernel session as it was, so the next result also says what was lost.
-            await self._wait_ready(30.0)
+            await self._wait_ready(self.ready_timeout_s)
             return result
         if timed_out:
             result.status = "timeout"
@@ -358,7 +362,7 @@ class Sandbox:
     async def restart(self) -> None:
         """A fresh kernel in the same container: variables gone, files kept."""
         await self.agent.restart()
-        await self._wait_ready(30.0)
+        await self._wait_ready(self.ready_timeout_s)
         self._kernel_session = self.kernel.kernel_session
 
     async def close(self) -> None:

@@ -159,7 +159,11 @@ class SessionManager:
                     self._mark_ended(info, "expired")
                 continue
             try:
-                sandbox = Sandbox(record, max_output_bytes=self.settings.max_output_bytes)
+                sandbox = Sandbox(
+                    record,
+                    max_output_bytes=self.settings.max_output_bytes,
+                    ready_timeout_s=self.settings.kernel_ready_timeout_s,
+                )
             except (OSError, ValueError, KeyError) as exc:
                 # Whatever is wrong with one sandbox must not keep the service from starting.
                 log.warning("cannot re-adopt sandbox %s: %s", record.id, exc)
@@ -167,7 +171,7 @@ class SessionManager:
                 self._mark_ended(info, "expired")
                 continue
             try:
-                await sandbox.connect(self.settings.kernel_ready_timeout_s)
+                await sandbox.connect()
             except SandboxError:
                 await sandbox.close()
                 await self.backend.destroy(record.id)

@@ -46,9 +46,11 @@ class SandboxFactory:
             with contextlib.suppress(Exception):
                 await self.backend.destroy((await creating).id)
             raise
-        sandbox = Sandbox(record, max_output_bytes=self.max_output_bytes)
+        sandbox = Sandbox(
+            record, max_output_bytes=self.max_output_bytes, ready_timeout_s=self.ready_timeout_s
+        )
         try:
-            await sandbox.connect(self.ready_timeout_s)
+            await sandbox.connect()
         except BaseException:
             await sandbox.close()
             await self.backend.destroy(record.id)

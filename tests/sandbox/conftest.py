@@ -58,9 +58,9 @@ async def start_sandbox(
 
     async def start(*, max_output_bytes: int = 1_000_000, **spec: Any) -> Sandbox:
         record = await backend.create(sandbox_spec(settings, **spec))
-        sandbox = Sandbox(record, max_output_bytes=max_output_bytes)
+        sandbox = Sandbox(record, max_output_bytes=max_output_bytes, ready_timeout_s=60.0)
         started.append(sandbox)
-        await sandbox.connect(60.0)
+        await sandbox.connect()
         return sandbox
 
     yield start

@@ -29,9 +29,7 @@ log = logging.getLogger(__name__)
 OutputCallback = Callable[[Output], Awaitable[None]]
 
 # How long to wait for the kernel to come back from an interrupt before restarting it.
-# A restart loses the user's variables, so be patient: on a loaded machine a kernel can
-# take seconds to act on SIGINT (three seconds proved too short under a full test run).
-INTERRUPT_GRACE_S = 10.0
+INTERRUPT_GRACE_S = 3.0
 # ... interrupting it again this often meanwhile.
 INTERRUPT_REPEAT_S = 0.5
 # How often an execution the kernel aborted unrun (see Sandbox.execute) is sent again.

@@ -66,16 +66,11 @@ class Settings(BaseSettings):
     max_tool_calls: int = 8  # per response, unless the request asks for fewer
     max_output_tokens: int = 2048  # per response, unless the request asks for fewer
     tool_output_max_tokens: int = 1024  # how much of an execution the model is shown
-    # Sampling temperature when a request gives none. Unset: 1.0 as OpenAI does, except
-    # for the demo model, a small demonstrator that is only reliable when greedy.
+    # Sampling temperature when a request gives none. Unset: the model's own default
+    # (1.0 for gpt-oss, as OpenAI's; 0, greedy, for the demo model).
     default_temperature: float | None = None
     # Background responses run at most this many at once, after synchronous ones.
     background_workers: int = 1
-
-    def temperature_default(self) -> float:
-        if self.default_temperature is not None:
-            return self.default_temperature
-        return 0.0 if self.model == "demo" else 1.0
 
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())

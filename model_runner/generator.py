@@ -65,9 +65,28 @@ class GenerationStream:
 
 
 class Generator(Protocol):
-    """Anything that can continue a token sequence."""
+    """Anything that can continue a token sequence.
 
-    #: A short name for ``Response.model``.
-    name: str
+    Besides ``generate``, a generator declares what the service needs to drive it well:
+    how many generations it serves at once (the service admits that many and queues the
+    rest, interactive requests first), the sampling temperature its model is meant to
+    run at when a request names none, and the longest prompt plus completion it takes.
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name for ``Response.model``."""
+
+    @property
+    def concurrency(self) -> int:
+        """Generations served at once: a batching runner's batch, a remote engine's slots."""
+
+    @property
+    def default_temperature(self) -> float:
+        """The temperature a request gets when it names none."""
+
+    @property
+    def max_context(self) -> int | None:
+        """Prompt plus completion tokens the model takes; None when unknown."""
 
     def generate(self, request: GenerationRequest) -> GenerationStream: ...

@@ -47,6 +47,8 @@ def load_generator(spec: str, **options: Any) -> Generator:
                 "(see model_runner/demo/) or name another model"
             )
         options.setdefault("name", "gpt-oss-demo")
+        # A small demonstrator: reliable only when greedy.
+        options.setdefault("default_temperature", 0.0)
         return TransformersGenerator.from_pretrained(DEMO_CHECKPOINT, **options)
 
     if spec.startswith(RANDOM_PREFIX):

@@ -1,15 +1,30 @@
-"""A ``Generator`` running a gpt-oss model with transformers, in this process.
+"""A ``Generator`` running a gpt-oss model with transformers, in this process, batching
+every generation in flight into shared forward passes (continuous batching).
 
-Generation runs in a worker thread (torch releases the GIL inside its kernels) and
-hands tokens to the event loop through an ``asyncio.Queue``, so the service's loop keeps
-serving other requests while the model decodes. One generation runs at a time per
-model; a stream closed early (the client went away) sets a flag the worker checks
-before every forward pass.
+One worker thread runs the model (torch releases the GIL inside its kernels) and hands
+tokens to each request's event loop through an ``asyncio.Queue``, so the service keeps
+serving while the model works. Each step of the worker:
 
-Prefix caching (``model_runner.prefix_cache``) keeps the keys and values of recent
-conversations, so a follow-up turn only prefills its new tokens. A vocabulary-subset
-checkpoint's ``TokenMap`` is applied here, at the model's edges: callers always see
-o200k_harmony ids.
+- admits waiting requests into the batch, each into a key/value slot
+  (``model_runner.kv_slots``) that may already hold its conversation's earlier turns;
+- feeds every decoding request its last token, in one forward pass of the whole batch;
+- feeds a prefilling request the next chunk of its prompt (at most
+  ``prefill_chunk_tokens`` per step), so that a long prompt never stalls the others;
+- samples each request's next token, and drops requests that finished or whose stream
+  was closed (the client went away) at once.
+
+A request joins and leaves the batch at any step. Attention is the model's own (eager)
+attention over each row's slot, with the causal and sliding-window masks spelled out
+per row, so a request's greedy output is the same whether it runs alone or in a batch
+(up to the last bits of float arithmetic, which differ between batch shapes in every
+batching engine and could flip a near-tie).
+
+transformers' own ``ContinuousBatchingManager`` was tried first: it streams, cancels and
+batches, but its paged cache cannot share blocks of sliding-window layers, so on gpt-oss
+it has no prefix cache, and a follow-up turn would prefill its whole conversation again.
+
+A vocabulary-subset checkpoint's ``TokenMap`` is applied at the edges: callers always
+see o200k_harmony ids.
 """
 
 from __future__ import annotations
@@ -19,6 +34,7 @@ import importlib.util
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +49,7 @@ from model_runner.errors import (
     ModelTooLarge,
 )
 from model_runner.generator import GenerationRequest, GenerationStream, GenerationUsage
-from model_runner.prefix_cache import (
-    CachedSequence,
-    PrefixCache,
-    common_prefix_length,
-    new_rewindable_cache,
-)
+from model_runner.kv_slots import Claim, SlotCache
 from model_runner.token_map import TokenMap
 
 log = logging.getLogger(__name__)
@@ -51,12 +62,16 @@ GREEDY_BELOW_TEMPERATURE = 1e-5
 
 DEFAULT_CACHE_BUDGET_BYTES = 2 * 1024**3
 
-#: Prompt tokens per forward pass while prefilling. Bounds the attention scores
-#: materialised at once (heads x chunk x context), which eager attention allocates.
-DEFAULT_PREFILL_CHUNK_TOKENS = 2048
+#: Prompt tokens fed per step. Bounds both the attention scores materialised at once
+#: (heads x chunk x context) and how long one step keeps decoding requests waiting.
+DEFAULT_PREFILL_CHUNK_TOKENS = 512
 
-#: How often a request waiting for the model checks whether its client went away.
-_LOCK_POLL_S = 0.05
+#: Generations in one batch: on a CPU a step's cost grows with the rows past this.
+DEFAULT_MAX_BATCH = {"cpu": 16, "cuda": 64}
+
+#: The longest context a slot holds, when the model's own is longer (gpt-oss: 131,072):
+#: every slot is allocated at this length up front.
+DEFAULT_CONTEXT_CAP = 16384
 
 
 def default_device() -> str:
@@ -82,6 +97,9 @@ class GeneratorStats:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     completion_tokens: int = 0
+    steps: int = 0
+    #: The most requests that shared one decode forward pass.
+    widest_batch: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,9 +119,22 @@ _Item = _Started | int | ModelRunnerError | _End
 
 @dataclass
 class _Job:
+    """One generation in the worker: its request, and how far it has got."""
+
     request: GenerationRequest
+    prompt: list[int]  # model ids
     emit: Callable[[_Item], None]
     cancel: threading.Event
+    claim: Claim | None = None
+    fed: int = 0  # prompt tokens in the slot so far
+    generated: int = 0
+    pending: int | None = None  # the last sampled token (model id), fed at the next step
+    limit: int = 0  # tokens this job may generate
+    sampler: torch.Generator | None = None
+
+    @property
+    def prefilling(self) -> bool:
+        return self.fed < len(self.prompt)
 
 
 def sample_token(
@@ -126,12 +157,59 @@ def sample_token(
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
-class TransformersGenerator:
-    """A gpt-oss ``GptOssForCausalLM`` (or any causal LM) behind the ``Generator`` protocol.
+class _StepCache:
+    """What the model sees as its cache during one forward pass of some slots.
 
-    ``model`` is a loaded transformers model in eval mode; ``token_map`` is given for a
-    vocabulary-subset checkpoint. ``cache_budget_bytes`` caps the prefix cache (0 turns
-    it off). Build one with ``from_pretrained`` or ``from_random`` rather than by hand.
+    ``update`` writes the pass's new keys and values into the slots at their positions
+    and hands attention each row's visible span: everything up to the row's newest
+    token (the masks, built by the worker, cut that to each row's own length and, in
+    sliding-window layers, to its window).
+    """
+
+    def __init__(
+        self, slots: SlotCache, rows: torch.Tensor, positions: torch.Tensor, spans: dict[str, int]
+    ) -> None:
+        self.slots = slots
+        self.rows = rows  # (B,) slot indices
+        self.positions = positions  # (B, q) the positions being written
+        self.spans = spans  # layer type -> first key position attention reads
+        self.end = int(positions.max()) + 1
+        # One row: its positions are a contiguous run, written and read as views.
+        self.single = rows.numel() == 1
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        keys, values = self.slots.keys[layer_idx], self.slots.values[layer_idx]
+        start = self.spans[self.slots.layer_types[layer_idx]]
+        if self.single:
+            row = int(self.rows[0])
+            first = int(self.positions[0, 0])
+            count = key_states.shape[-2]
+            keys[row, :, first : first + count] = key_states[0]
+            values[row, :, first : first + count] = value_states[0]
+            return (
+                keys[row : row + 1, :, start : self.end],
+                values[row : row + 1, :, start : self.end],
+            )
+        # Decoding rows: one new token each, at each row's own position.
+        where = self.positions[:, 0]
+        keys[self.rows, :, where] = key_states[:, :, 0]
+        values[self.rows, :, where] = value_states[:, :, 0]
+        return keys[self.rows, :, start : self.end], values[self.rows, :, start : self.end]
+
+
+class TransformersGenerator:
+    """A gpt-oss ``GptOssForCausalLM`` (or any causal LM) behind the ``Generator``
+    protocol, batching concurrent generations.
+
+    ``model`` is a loaded transformers model; ``token_map`` is given for a vocabulary-
+    subset checkpoint. ``max_batch`` is how many generations share a step (the
+    generator's ``concurrency``); ``cache_budget_bytes`` sizes the key/value slots (at
+    least ``max_batch`` of them; 0 keeps no conversation between generations);
+    ``context_length`` caps the tokens a slot holds. Build one with ``from_pretrained``
+    or ``from_random`` rather than by hand.
     """
 
     def __init__(
@@ -142,13 +220,22 @@ class TransformersGenerator:
         token_map: TokenMap | None = None,
         cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES,
         prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS,
+        max_batch: int | None = None,
+        context_length: int | None = None,
+        default_temperature: float = 1.0,
     ) -> None:
         self.model = model.eval()
         self.name = name
         self.token_map = token_map
         self.config = model.config
         self.device: torch.device = next(model.parameters()).device
-        self.max_context = int(getattr(self.config, "max_position_embeddings", 0) or 2**31)
+        self.dtype: torch.dtype = next(model.parameters()).dtype
+        self.default_temperature = default_temperature
+        model_context = int(
+            getattr(self.config, "max_position_embeddings", 0) or DEFAULT_CONTEXT_CAP
+        )
+        self.max_context = min(model_context, context_length or DEFAULT_CONTEXT_CAP)
+        self.concurrency = max_batch or DEFAULT_MAX_BATCH.get(self.device.type, 16)
         model_vocab = int(self.config.vocab_size)
         if token_map is not None and token_map.vocab_size > model_vocab:
             raise ValueError(
@@ -158,10 +245,24 @@ class TransformersGenerator:
         self._output_vocab = token_map.vocab_size if token_map is not None else model_vocab
         # Ids a caller may send: any harmony id when a map folds unknown ones.
         self._input_vocab = HARMONY_VOCAB_SIZE if token_map is not None else model_vocab
-        self.prefix_cache = PrefixCache(cache_budget_bytes)
+        per_slot = SlotCache.bytes_per_slot(self.config, self.max_context, self.dtype)
+        self.slots = SlotCache(
+            self.config,
+            num_slots=max(self.concurrency, cache_budget_bytes // per_slot),
+            length=self.max_context,
+            device=self.device,
+            dtype=self.dtype,
+            reuse=cache_budget_bytes > 0,
+        )
         self.prefill_chunk_tokens = prefill_chunk_tokens
         self.stats = GeneratorStats()
-        self._lock = threading.Lock()
+        self._decoder = model.get_decoder()
+        self._head = model.get_output_embeddings()
+        self._lock = threading.Lock()  # guards the queue and the worker's existence
+        self._waiting: deque[_Job] = deque()
+        self._active: list[_Job] = []
+        self._worker: threading.Thread | None = None
+        self._wake = threading.Event()
 
     # -- construction ----------------------------------------------------------------------
 
@@ -251,8 +352,9 @@ class TransformersGenerator:
 
     @property
     def busy(self) -> bool:
-        """Whether a generation holds the model right now."""
-        return self._lock.locked()
+        """Whether any generation is queued or running."""
+        with self._lock:
+            return self._worker is not None
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
         """Stream completion ids for ``request``. Errors (``InvalidGenerationRequest``,
@@ -274,11 +376,7 @@ class TransformersGenerator:
             except RuntimeError:  # the loop is closed: nobody is listening any more
                 cancel.set()
 
-        job = _Job(request, emit, cancel)
-        # Not a daemon: interpreter shutdown must wait for a worker to leave torch, or
-        # tearing torch down under a running thread aborts the process. A worker always
-        # ends soon: its stream's end, or a closed loop, sets its cancel flag.
-        threading.Thread(target=self._work, args=(job,), name="generate").start()
+        self._submit(_Job(request, self._to_model_ids(request.prompt_tokens), emit, cancel))
         try:
             while True:
                 item = await queue.get()
@@ -292,9 +390,10 @@ class TransformersGenerator:
                 else:
                     return
         finally:
-            # Reached on normal end, on aclose() and on task cancellation alike; the
-            # worker stops before its next forward pass.
+            # Reached on normal end, on aclose() and on task cancellation alike: the
+            # worker drops the job at its next step.
             cancel.set()
+            self._wake.set()
 
     def _validate(self, request: GenerationRequest) -> None:
         prompt = request.prompt_tokens
@@ -313,104 +412,200 @@ class TransformersGenerator:
         if not 0.0 < request.top_p <= 1.0:
             raise InvalidGenerationRequest("top_p must lie in (0, 1]")
 
+    def _submit(self, job: _Job) -> None:
+        with self._lock:
+            self._waiting.append(job)
+            if self._worker is None:
+                # Not a daemon: interpreter shutdown must wait for the worker to leave
+                # torch, or tearing torch down under it aborts the process. It ends by
+                # itself once nothing is queued or running.
+                self._worker = threading.Thread(target=self._work, name="generate")
+                self._worker.start()
+        self._wake.set()
+
     # -- worker thread ---------------------------------------------------------------------
 
-    def _work(self, job: _Job) -> None:
+    def _work(self) -> None:
         try:
-            # Poll rather than block, so a request whose client left while it queued
-            # gives up its place without ever touching the model.
-            while not self._lock.acquire(timeout=_LOCK_POLL_S):
-                if job.cancel.is_set():
-                    return
-            try:
-                with torch.inference_mode():
-                    self._generate_locked(job)
-            finally:
-                self._lock.release()
-        except ModelRunnerError as exc:
-            self.stats.failed += 1
-            job.emit(exc)
+            with torch.inference_mode():
+                while self._step():
+                    pass
+        finally:
+            with self._lock:
+                self._worker = None
+                leftover = bool(self._waiting)
+            if leftover:  # arrived as the worker was leaving
+                with self._lock:
+                    if self._worker is None and self._waiting:
+                        self._worker = threading.Thread(target=self._work, name="generate")
+                        self._worker.start()
+
+    def _step(self) -> bool:
+        """One step of the batch; False when there is nothing left to do."""
+        self._admit()
+        self._drop_cancelled()
+        if not self._active:
+            with self._lock:
+                if not self._waiting:
+                    return False
+            # Every slot is busy and nobody is active: cannot happen, but never spin.
+            self._wake.wait(0.05)
+            self._wake.clear()
+            return True
+        decoding = [job for job in self._active if job.pending is not None]
+        prefilling = [job for job in self._active if job.pending is None and job.prefilling]
+        try:
+            self.stats.steps += 1
+            if decoding:
+                self.stats.widest_batch = max(self.stats.widest_batch, len(decoding))
+                logits = self._decode(decoding)
+                for job, row in zip(decoding, logits, strict=True):
+                    self._advance(job, row)
+            budget = self.prefill_chunk_tokens
+            for job in prefilling:
+                if budget <= 0:
+                    break
+                chunk = min(budget, len(job.prompt) - job.fed)
+                budget -= chunk
+                row_logits = self._prefill(job, chunk)
+                if not job.prefilling:
+                    self._advance(job, row_logits)
         except Exception as exc:
-            self.stats.failed += 1
-            log.exception("generation failed")
-            if isinstance(exc, torch.OutOfMemoryError):
-                # Cached conversations are the memory we can give back; the next
-                # request then has a chance.
-                self.prefix_cache.clear()
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-            job.emit(GenerationFailed(f"{type(exc).__name__}: {exc}"))
-        finally:
-            job.emit(_END)
+            self._fail_all(exc)
+        return True
 
-    def _generate_locked(self, job: _Job) -> None:
-        request = job.request
-        prompt = self._to_model_ids(request.prompt_tokens)
-        entry = self.prefix_cache.take(request.cache_key, prompt)
-        if entry is None:
-            entry = CachedSequence(new_rewindable_cache(self.config))
-        # Recompute at least the prompt's last token: its logits give the first sample.
-        reused = min(common_prefix_length(entry.tokens, prompt), len(prompt) - 1)
-        entry.crop(reused)
-        self.stats.generations += 1
-        self.stats.prompt_tokens += len(prompt)
-        self.stats.cached_tokens += reused
-        job.emit(_Started(prompt_tokens=len(prompt), cached_tokens=reused))
-
-        intact = False  # whether entry's cache matches entry.tokens, so it can be kept
-        try:
-            logits = self._prefill(entry, prompt[reused:], job.cancel)
-            intact = True
-            if logits is None:
-                self.stats.cancelled += 1
-                return
-            generator = None
-            if request.seed is not None:
-                generator = torch.Generator(device=self.device).manual_seed(request.seed)
-            stop_tokens = request.stop_tokens
-            room = self.max_context - len(prompt)
-            for step in range(min(request.max_tokens, room)):
-                model_token = sample_token(
-                    logits[: self._output_vocab], request.temperature, request.top_p, generator
-                )
-                token = self._to_caller_id(model_token)
-                self.stats.completion_tokens += 1
-                job.emit(token)
-                if token in stop_tokens or step == min(request.max_tokens, room) - 1:
-                    # The last token is not fed back: the next turn's prompt decides
-                    # what follows it (harmony rewrites a final <|return|> as <|end|>).
-                    break
+    def _admit(self) -> None:
+        while len(self._active) < self.concurrency:
+            with self._lock:
+                if not self._waiting:
+                    return
+                job = self._waiting[0]
                 if job.cancel.is_set():
+                    self._waiting.popleft()
                     self.stats.cancelled += 1
-                    break
-                intact = False
-                logits = self._forward(entry, [model_token])
-                intact = True
-        finally:
-            # A forward pass that raised may have updated some layers and not others.
-            if intact:
-                self.prefix_cache.put(request.cache_key, entry)
+                    job.emit(_END)
+                    continue
+            claim = self.slots.claim(job.request.cache_key, job.prompt)
+            if claim is None:
+                return
+            with self._lock:
+                self._waiting.popleft()
+            job.claim = claim
+            job.fed = claim.reused
+            job.limit = min(job.request.max_tokens, self.max_context - len(job.prompt))
+            if job.request.seed is not None:
+                job.sampler = torch.Generator(device=self.device).manual_seed(job.request.seed)
+            self.stats.generations += 1
+            self.stats.prompt_tokens += len(job.prompt)
+            self.stats.cached_tokens += claim.reused
+            job.emit(_Started(prompt_tokens=len(job.prompt), cached_tokens=claim.reused))
+            self._active.append(job)
 
-    def _prefill(
-        self, entry: CachedSequence, tokens: Sequence[int], cancel: threading.Event
-    ) -> torch.Tensor | None:
-        """Feed ``tokens`` in chunks; the logits after the last, or None if cancelled."""
-        logits = None
-        for start in range(0, len(tokens), self.prefill_chunk_tokens):
-            if cancel.is_set():
-                return None
-            logits = self._forward(entry, tokens[start : start + self.prefill_chunk_tokens])
-        assert logits is not None  # the prompt always leaves at least one token to feed
-        return logits
+    def _drop_cancelled(self) -> None:
+        for job in [job for job in self._active if job.cancel.is_set()]:
+            self.stats.cancelled += 1
+            self._finish(job)
 
-    def _forward(self, entry: CachedSequence, tokens: Sequence[int]) -> torch.Tensor:
-        input_ids = torch.tensor([list(tokens)], dtype=torch.long, device=self.device)
-        output = self.model(
-            input_ids=input_ids, cache=entry.cache, use_cache=True, logits_to_keep=1
+    def _finish(self, job: _Job) -> None:
+        self._active.remove(job)
+        if job.claim is not None:
+            self.slots.release(job.claim.slot)
+        job.emit(_END)
+
+    def _fail_all(self, exc: Exception) -> None:
+        log.exception("generation failed")
+        if isinstance(exc, torch.OutOfMemoryError):
+            # Cached conversations are the memory we can give back; the next
+            # requests then have a chance.
+            self.slots.forget()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        error = (
+            exc
+            if isinstance(exc, ModelRunnerError)
+            else GenerationFailed(f"{type(exc).__name__}: {exc}")
         )
-        entry.tokens.extend(tokens)
-        logits: torch.Tensor = output.logits[0, -1]
+        for job in list(self._active):
+            self.stats.failed += 1
+            job.emit(error)
+            self._finish(job)
+
+    def _advance(self, job: _Job, logits: torch.Tensor) -> None:
+        """Sample the job's next token from its logits and send it on."""
+        request = job.request
+        model_token = sample_token(
+            logits[: self._output_vocab], request.temperature, request.top_p, job.sampler
+        )
+        token = self._to_caller_id(model_token)
+        job.generated += 1
+        self.stats.completion_tokens += 1
+        job.emit(token)
+        if token in request.stop_tokens or job.generated >= job.limit:
+            # The last token is not fed back: the next turn's prompt decides what
+            # follows it (harmony rewrites a final <|return|> as <|end|>).
+            self._finish(job)
+        else:
+            job.pending = model_token
+
+    # -- forward passes --------------------------------------------------------------------
+
+    def _prefill(self, job: _Job, count: int) -> torch.Tensor:
+        """Feed the next ``count`` prompt tokens of one job; the logits after the last."""
+        assert job.claim is not None
+        slot = job.claim.slot
+        tokens = job.prompt[job.fed : job.fed + count]
+        positions = torch.arange(job.fed, job.fed + count, device=self.device).unsqueeze(0)
+        logits = self._forward([slot.index], [tokens], positions)
+        slot.tokens.extend(tokens)
+        job.fed += count
+        return logits[0]
+
+    def _decode(self, jobs: Sequence[_Job]) -> torch.Tensor:
+        """Feed each job its pending token, in one pass; the logits of each."""
+        rows, tokens, positions = [], [], []
+        for job in jobs:
+            assert job.claim is not None and job.pending is not None
+            rows.append(job.claim.slot.index)
+            tokens.append([job.pending])
+            positions.append([len(job.claim.slot.tokens)])
+        logits = self._forward(rows, tokens, torch.tensor(positions, device=self.device))
+        for job in jobs:
+            assert job.claim is not None and job.pending is not None
+            job.claim.slot.tokens.append(job.pending)
+            job.pending = None
         return logits
+
+    def _forward(
+        self, rows: list[int], tokens: list[list[int]], positions: torch.Tensor
+    ) -> torch.Tensor:
+        """One forward pass: ``tokens[i]`` at ``positions[i]`` into slot ``rows[i]``.
+        Returns the logits after each row's last token."""
+        window = self.slots.sliding_window
+        end = int(positions.max()) + 1
+        first_query = int(positions[:, 0].min())
+        spans = {"full_attention": 0, "sliding_attention": 0}
+        if window is not None:
+            # Keys older than every row's window are never read.
+            spans["sliding_attention"] = max(0, first_query - window + 1)
+        masks = {}
+        for layer_type, start in spans.items():
+            keys = torch.arange(start, end, device=self.device)
+            visible = keys.view(1, 1, -1) <= positions.unsqueeze(-1)
+            if layer_type == "sliding_attention" and window is not None:
+                visible &= keys.view(1, 1, -1) > positions.unsqueeze(-1) - window
+            mask = torch.zeros(visible.shape, dtype=self.dtype, device=self.device)
+            mask.masked_fill_(~visible, torch.finfo(self.dtype).min)
+            masks[layer_type] = mask.unsqueeze(1)  # (B, 1, q, keys)
+        cache = _StepCache(self.slots, torch.tensor(rows, device=self.device), positions, spans)
+        hidden = self._decoder(
+            input_ids=torch.tensor(tokens, device=self.device),
+            position_ids=positions,
+            attention_mask=masks,
+            cache=cache,
+            use_cache=True,
+        ).last_hidden_state
+        logits: torch.Tensor = self._head(hidden[:, -1])
+        return logits.float()
 
     def _to_model_ids(self, ids: Sequence[int]) -> list[int]:
         return self.token_map.to_compact(ids) if self.token_map is not None else list(ids)

@@ -18,7 +18,7 @@ from interpreter.api import containers, errors, files, health, models, responses
 from interpreter.config import Settings
 from interpreter.files import FileStore
 from interpreter.metrics import Metrics
-from interpreter.responses.service import ResponsesService
+from interpreter.responses.serving import ResponsesService
 from interpreter.responses.store import ResponseStore
 from interpreter.sandboxes.base import SandboxBackend
 from interpreter.sessions.manager import SessionManager

@@ -14,7 +14,7 @@ from interpreter.api.protocol import page
 from interpreter.api.sse import sse_event, with_keepalives
 from interpreter.errors import InterpreterError
 from interpreter.responses.protocol import ResponsesRequest
-from interpreter.responses.service import ResponsesService
+from interpreter.responses.serving import ResponsesService
 
 router = APIRouter(prefix="/v1", tags=["responses"])
 Owner = Annotated[str | None, Depends(current_owner)]

@@ -1,7 +1,11 @@
-"""One generation at a time on the model, synchronous requests before background ones.
+"""Admission to the model: as many generations at once as the engine serves well,
+interactive requests before background ones.
 
-A slot is held for one model call (until ``<|call|>`` or ``<|return|>``) and released
-while the tool runs, so conversations interleave on the model between their tool calls.
+The gate's capacity is the generator's declared ``concurrency`` (a batching runner's
+batch size, a remote engine's parallel slots). A place is held for one model call, until
+``<|call|>`` or ``<|return|>``, and released while the tool runs, so a conversation that
+is running code does not keep another waiting. Waiters are served by priority, then in
+arrival order; a waiter that is cancelled (its client left) gives up its place at once.
 """
 
 from __future__ import annotations
@@ -16,15 +20,21 @@ INTERACTIVE = 0
 BACKGROUND = 1
 
 
-class ModelScheduler:
-    def __init__(self) -> None:
-        self._busy = False
+class AdmissionGate:
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("an admission gate needs a capacity of at least 1")
+        self.capacity = capacity
+        self._admitted = 0
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
     @contextlib.asynccontextmanager
-    async def slot(self, priority: int) -> AsyncIterator[None]:
-        if self._busy or self._waiting:
+    async def admit(self, priority: int) -> AsyncIterator[None]:
+        """Hold one place for the duration of the ``async with`` body."""
+        if self._admitted < self.capacity and not self._waiting:
+            self._admitted += 1
+        else:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             entry = (priority, next(self._order), future)
             heapq.heappush(self._waiting, entry)
@@ -32,14 +42,12 @@ class ModelScheduler:
                 await future
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
-                    # We were handed the slot just as we were cancelled: pass it on.
+                    # Handed a place just as we were cancelled: pass it on.
                     self._release()
                 else:
                     self._waiting.remove(entry)
                     heapq.heapify(self._waiting)
                 raise
-        else:
-            self._busy = True
         try:
             yield
         finally:
@@ -49,10 +57,16 @@ class ModelScheduler:
         while self._waiting:
             _, _, future = heapq.heappop(self._waiting)
             if not future.done():
-                future.set_result(None)  # the slot passes directly: _busy stays True
+                future.set_result(None)  # the place passes directly: the count stays
                 return
-        self._busy = False
+        self._admitted -= 1
+
+    @property
+    def admitted(self) -> int:
+        """Generations holding a place now."""
+        return self._admitted
 
     @property
     def queued(self) -> int:
+        """Requests waiting for a place."""
         return len(self._waiting)

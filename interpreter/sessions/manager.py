@@ -201,7 +201,10 @@ class SessionManager:
         name: str = "",
         ttl_minutes: float | None = None,
         memory_limit: str | None = None,
+        session_id: str | None = None,
     ) -> Session:
+        """A new session; ``session_id`` is one from ``new_session_id``, when the caller
+        had to name the container before it existed (a response streams the id first)."""
         if memory_limit is None:
             # The operator's default may be any size (512m, say), not only OpenAI's four.
             memory_limit = self.settings.memory_limit.lower()
@@ -242,7 +245,7 @@ class SessionManager:
         self.metrics.claims.labels(source).inc()
         created = time.time()
         info = SessionInfo(
-            id="cntr_" + secrets.token_hex(16),
+            id=session_id or self.new_session_id(),
             name=name,
             owner=owner,
             sandbox_id=sandbox.id,
@@ -256,6 +259,10 @@ class SessionManager:
         self._save(info)
         self.metrics.live_sessions.set(len(self._sessions))
         return session
+
+    @staticmethod
+    def new_session_id() -> str:
+        return "cntr_" + secrets.token_hex(16)
 
     def get(self, session_id: str, owner: str | None) -> Session:
         session = self._sessions.get(session_id)

@@ -1,9 +1,11 @@
 """The transformers backend on tiny random gpt-oss models: streaming, stopping,
-cancellation, sampling, and prefix caching that changes nothing but speed."""
+cancellation, sampling, continuous batching and prefix caching that change nothing but
+speed."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from runner_fixtures import (
@@ -24,7 +26,7 @@ from model_runner.transformers_backend import TransformersGenerator, sample_toke
 
 
 async def test_streams_tokens_and_reports_usage(subset_generator: TransformersGenerator) -> None:
-    prompt = prompt_of(12)
+    prompt = prompt_of(12, offset=77)  # shares no prefix with other tests' prompts
     stream = subset_generator.generate(greedy(prompt, 5, cache_key="usage"))
     tokens = await collect(stream)
     assert len(tokens) == 5
@@ -107,7 +109,7 @@ async def test_zero_budget_disables_the_cache(token_map: TokenMap) -> None:
     stream = generator.generate(greedy(prompt, 3, cache_key="k"))
     await collect(stream)
     assert stream.usage.cached_tokens == 0
-    assert len(generator.prefix_cache) == 0
+    assert generator.slots.cached_conversations == 0
 
 
 async def test_seeded_sampling_is_reproducible(subset_generator: TransformersGenerator) -> None:
@@ -182,32 +184,90 @@ async def test_breaking_out_of_the_loop_stops_the_worker(
     assert subset_generator.stats.completion_tokens - before < 100
 
 
-async def test_generations_queue_for_the_model(subset_generator: TransformersGenerator) -> None:
-    prompts = [prompt_of(9, offset=n) for n in range(3)]
+async def test_concurrent_generations_share_steps_and_match_running_alone(
+    token_map: TokenMap,
+) -> None:
+    """Requests of different lengths in flight at once: they share decode passes, join
+    and leave the batch at different steps, and each gives exactly its greedy tokens."""
+    generator = build_subset_generator(token_map, name="batching")
+    prompts = [prompt_of(5 + 7 * n, offset=20 + n) for n in range(5)]
+    lengths = [3, 9, 5, 12, 7]
     results = await asyncio.gather(
-        *(collect(subset_generator.generate(greedy(p, 4))) for p in prompts)
+        *(
+            collect(generator.generate(greedy(p, n, cache_key=f"b{i}")))
+            for i, (p, n) in enumerate(zip(prompts, lengths, strict=True))
+        )
     )
-    assert results == [greedy_reference(subset_generator, p, 4) for p in prompts]
+    assert results == [
+        greedy_reference(generator, p, n) for p, n in zip(prompts, lengths, strict=True)
+    ]
+    assert generator.stats.widest_batch >= 2
+
+
+async def test_a_request_joins_a_running_batch_and_a_cancelled_one_leaves_it(
+    token_map: TokenMap,
+) -> None:
+    generator = build_subset_generator(token_map, name="join-leave")
+    endless = generator.generate(greedy(prompt_of(12, offset=30), 100_000))
+    iterator = aiter(endless)
+    await anext(iterator)  # decoding now
+    # Joins while the other decodes; its output is unaffected by the company.
+    late_prompt = prompt_of(20, offset=31)
+    assert await collect(generator.generate(greedy(late_prompt, 6))) == greedy_reference(
+        generator, late_prompt, 6
+    )
+    await endless.aclose()
+    await wait_idle(generator)
+    assert generator.stats.cancelled == 1
+
+
+async def test_a_long_prefill_is_chunked_around_decoding_requests(token_map: TokenMap) -> None:
+    generator = build_subset_generator(token_map, name="chunked", prefill_chunk_tokens=8)
+    decoding = generator.generate(greedy(prompt_of(6, offset=40), 100_000))
+    iterator = aiter(decoding)
+    await anext(iterator)
+    long_prompt = prompt_of(120, offset=41)  # 15 chunks of 8
+    order: list[str] = []
+
+    async def watch_decoding() -> None:
+        async for _ in iterator:
+            order.append("decode")
+
+    watcher = asyncio.create_task(watch_decoding())
+    tokens = await collect(generator.generate(greedy(long_prompt, 2)))
+    order.append("long-first-token")
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    await decoding.aclose()
+    assert tokens == greedy_reference(generator, long_prompt, 2)
+    # The decoding request kept producing tokens while the long prompt was prefilled.
+    assert order.index("long-first-token") >= 10
+
+
+async def test_more_requests_than_the_batch_wait_their_turn(token_map: TokenMap) -> None:
+    generator = build_subset_generator(token_map, name="narrow", max_batch=2)
+    assert generator.concurrency == 2
+    prompts = [prompt_of(9, offset=50 + n) for n in range(5)]
+    results = await asyncio.gather(*(collect(generator.generate(greedy(p, 4))) for p in prompts))
+    assert results == [greedy_reference(generator, p, 4) for p in prompts]
+    assert generator.stats.widest_batch == 2
 
 
 async def test_event_loop_runs_while_the_model_decodes(
     subset_generator: TransformersGenerator,
 ) -> None:
-    ticks = 0
-    done = False
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while not done:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(ticker())
-    tokens = await collect(subset_generator.generate(greedy(prompt_of(40), 12)))
-    done = True
-    await task
-    # The loop went round between tokens rather than stalling inside a forward pass.
-    assert ticks > len(tokens)
+    stream = subset_generator.generate(greedy(prompt_of(40), 100_000))
+    iterator = aiter(stream)
+    await anext(iterator)
+    # With the model in a worker thread, other coroutines run while it decodes: this
+    # one completes long before the generation could (it never ends by itself).
+    other = asyncio.Event()
+    asyncio.get_running_loop().call_soon(other.set)
+    await asyncio.wait_for(other.wait(), timeout=60)
+    assert subset_generator.busy
+    await stream.aclose()
+    await wait_idle(subset_generator)
 
 
 @pytest.mark.parametrize(

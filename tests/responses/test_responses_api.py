@@ -87,7 +87,7 @@ def test_stream_events_in_order(start) -> None:
     )
     types = [e.type for e in events]
     assert types[:2] == ["response.created", "response.in_progress"]
-    assert types[-1] == "response.completed"
+    assert types[-1] == "response.completed", events[-1].response.error
     assert [e.sequence_number for e in events] == list(range(len(events)))
     call_events = [
         t

@@ -1,0 +1,414 @@
+"""Serving ``/v1/responses``: a request becomes a turn, and the turn runs streamed,
+blocking or in the background; stored responses are retrieved, cancelled, deleted.
+
+``prepare`` does everything that can fail as an HTTP error (validation, the previous
+response, an explicit container) before anything runs. ``events`` then drives the
+model/tool loop (``loop``) and reports it through a ``ResponseWriter`` (``wire``);
+whatever happens, the response is stored at the end with a final status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from openai.types.responses import Response
+from openai_harmony import Message
+
+from interpreter.config import Settings
+from interpreter.errors import (
+    InterpreterError,
+    InvalidRequest,
+    NotFound,
+    SessionExpired,
+    SessionLimitReached,
+    SessionNotFound,
+)
+from interpreter.files import FileStore
+from interpreter.metrics import Metrics
+from interpreter.responses.code_tool import EXPIRED_NOTICE, CodeTool
+from interpreter.responses.conversation import input_to_messages
+from interpreter.responses.events import TurnFailed, TurnIncomplete
+from interpreter.responses.loop import ModelToolLoop, ModelTurn, Sampling
+from interpreter.responses.protocol import ResponsesRequest
+from interpreter.responses.scheduler import BACKGROUND, INTERACTIVE, AdmissionGate
+from interpreter.responses.store import ResponseStore, StoredResponse
+from interpreter.responses.wire import Event, ResponseWriter, new_id
+from interpreter.sessions.manager import SessionManager
+from model_runner.errors import ModelRunnerError
+from model_runner.generator import Generator
+from model_runner.harmony import HarmonyRenderer, SystemPrompt, developer_message
+
+log = logging.getLogger(__name__)
+
+# The most output tokens a request may ask for.
+MAX_OUTPUT_TOKENS_CAP = 32_768
+
+
+@dataclass
+class Turn:
+    """One response being made."""
+
+    id: str
+    request: ResponsesRequest
+    owner: str | None
+    model: ModelTurn
+    tool: CodeTool | None
+    writer: ResponseWriter
+    system: SystemPrompt
+    input_items: list[dict[str, Any]]
+    root_id: str
+
+    @property
+    def container_id(self) -> str | None:
+        return self.tool.container_id if self.tool else None
+
+
+class ResponsesService:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: SessionManager,
+        generator: Generator,
+        store: ResponseStore,
+        files: FileStore,
+        metrics: Metrics,
+        gate: AdmissionGate | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.generator = generator
+        self.store = store
+        self.files = files
+        self.metrics = metrics
+        self.renderer = HarmonyRenderer()
+        self.gate = gate or AdmissionGate(max(1, generator.concurrency))
+        self.loop = ModelToolLoop(generator, self.gate, self.renderer)
+        self._live: dict[str, Turn] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._background_slots = asyncio.Semaphore(settings.background_workers)
+
+    # -- preparing a turn (errors here are HTTP errors) --------------------------------
+
+    async def prepare(
+        self, request: ResponsesRequest, owner: str | None, base_url: str, affinity: str | None
+    ) -> Turn:
+        config = request.code_interpreter()
+        request.check_includes()
+        if request.background and not request.store:
+            raise InvalidRequest("background responses must be stored (store=true).", param="store")
+        if request.background and request.stream:
+            raise InvalidRequest(
+                "stream with background is not supported here: poll GET /v1/responses/{id}.",
+                param="stream",
+            )
+        new_messages, extra_instructions = input_to_messages(request.input)
+        if not new_messages:
+            raise InvalidRequest("input must hold at least one message.", param="input")
+
+        previous = await self._previous(request, owner)
+        history = [Message.from_dict(m) for m in previous.messages] if previous else []
+        instructions = "\n\n".join(filter(None, [request.instructions, *extra_instructions]))
+        effort = (request.reasoning.effort if request.reasoning else None) or "medium"
+        system = SystemPrompt(
+            # A conversation keeps its first date, so its prompt prefix stays byte-stable.
+            conversation_start_date=(
+                previous.conversation_date if previous else datetime.now(UTC).date().isoformat()
+            ),
+            reasoning_effort="low" if effort == "minimal" else effort,
+            tool_timeout_s=self.settings.execution_timeout_s,
+            with_python_tool=config is not None,
+        )
+        prefix = [system.to_message()]
+        if instructions:
+            prefix.append(developer_message(instructions))
+        response_id = new_id("resp")
+        root_id = previous.root_id if previous else response_id
+        max_calls = self.settings.max_tool_calls
+        if request.max_tool_calls is not None:
+            max_calls = min(max_calls, request.max_tool_calls)
+        model_turn = ModelTurn(
+            prefix=prefix,
+            history=history,
+            new_messages=new_messages,
+            sampling=Sampling(
+                temperature=next(
+                    t
+                    for t in (
+                        request.temperature,
+                        self.settings.default_temperature,
+                        self.generator.default_temperature,
+                    )
+                    if t is not None
+                ),
+                top_p=request.top_p if request.top_p is not None else 1.0,
+                seed=request.seed,
+            ),
+            max_output_tokens=min(
+                request.max_output_tokens or self.settings.max_output_tokens,
+                MAX_OUTPUT_TOKENS_CAP,
+            ),
+            max_tool_calls=max_calls,
+            cache_key=request.prompt_cache_key or affinity or root_id,
+            priority=BACKGROUND if request.background else INTERACTIVE,
+        )
+        tool = None
+        if config is not None:
+            session, notice = self._conversation_session(config.container, previous, owner)
+            tool = CodeTool(
+                config=config,
+                sessions=self.sessions,
+                files=self.files,
+                images=self.store,
+                owner=owner,
+                response_id=response_id,
+                conversation_id=root_id,
+                base_url=base_url,
+                output_max_tokens=self.settings.tool_output_max_tokens,
+                encode=lambda text: self.renderer.encoding.encode(text, disallowed_special=()),
+                decode=self.renderer.decode,
+                session=session,
+                notice=notice,
+            )
+        turn = Turn(
+            id=response_id,
+            request=request,
+            owner=owner,
+            model=model_turn,
+            tool=tool,
+            writer=ResponseWriter(
+                self._initial_body(request, response_id, config, system),
+                include_outputs="code_interpreter_call.outputs" in request.include,
+            ),
+            system=system,
+            input_items=_input_items(request.input),
+            root_id=root_id,
+        )
+        return turn
+
+    async def _previous(
+        self, request: ResponsesRequest, owner: str | None
+    ) -> StoredResponse | None:
+        if not request.previous_response_id:
+            return None
+        try:
+            previous = await self.store.get(request.previous_response_id, owner)
+        except NotFound:
+            raise NotFound(
+                f"Previous response with id '{request.previous_response_id}' not found.",
+                param="previous_response_id",
+            ) from None
+        if previous.body.get("status") in ("queued", "in_progress"):
+            raise InvalidRequest(
+                "The previous response has not finished yet.", param="previous_response_id"
+            )
+        return previous
+
+    def _conversation_session(
+        self, container: Any, previous: StoredResponse | None, owner: str | None
+    ) -> tuple[Any, str | None]:
+        """The session the turn runs in now, and what to tell the model about it. An
+        ``auto`` container that does not exist yet is created at the first python call."""
+        if isinstance(container, str):
+            try:
+                return self.sessions.get(container, owner), None
+            except (SessionExpired, SessionNotFound) as exc:
+                exc.param = "tools[0].container"
+                raise
+        if previous is None or previous.container_id is None:
+            return None, None
+        try:
+            return self.sessions.get(previous.container_id, owner), None
+        except (SessionExpired, SessionNotFound):
+            # Not a failure: a new container, and the model is told what was lost.
+            return None, EXPIRED_NOTICE
+
+    def _initial_body(
+        self, request: ResponsesRequest, response_id: str, config: Any, system: SystemPrompt
+    ) -> Response:
+        return Response.model_validate(
+            {
+                "id": response_id,
+                "object": "response",
+                "created_at": int(time.time()),
+                "status": "queued" if request.background else "in_progress",
+                "background": request.background,
+                "model": request.model,
+                "output": [],
+                "instructions": request.instructions,
+                "previous_response_id": request.previous_response_id,
+                # Echoed normalised: a code_interpreter tool always names its container.
+                "tools": [config.model_dump(exclude_none=True)] if config else [],
+                "tool_choice": request.tool_choice,
+                "parallel_tool_calls": request.parallel_tool_calls,
+                "temperature": request.temperature,
+                "top_p": request.top_p,
+                "max_output_tokens": request.max_output_tokens,
+                "max_tool_calls": request.max_tool_calls,
+                "reasoning": {
+                    "effort": system.reasoning_effort,
+                    "summary": request.reasoning.summary if request.reasoning else None,
+                },
+                "store": request.store,
+                "metadata": request.metadata or {},
+                "prompt_cache_key": request.prompt_cache_key,
+                "text": {"format": {"type": "text"}},
+                "truncation": "disabled",
+                "user": request.user,
+                "usage": None,
+                "error": None,
+                "incomplete_details": None,
+            }
+        )
+
+    # -- running ------------------------------------------------------------------------
+
+    async def events(self, turn: Turn) -> AsyncIterator[Event]:
+        """Run the turn, yielding every event; the response is stored at the end.
+
+        If the consumer stops early (a client disconnected), generation and any running
+        execution are cancelled; the sandbox and its state survive.
+        """
+        writer = turn.writer
+        self._live[turn.id] = turn
+        finished = False
+        try:
+            for event in writer.started():
+                yield event
+            status, error, reason = "completed", None, None
+            try:
+                async for loop_event in self.loop.run(turn.model, turn.tool):
+                    for event in writer.apply(loop_event):
+                        yield event
+            except TurnIncomplete as exc:
+                status, reason = "incomplete", exc.reason
+            except TurnFailed as exc:
+                status, error = "failed", (exc.code, exc.message)
+            except ModelRunnerError as exc:
+                # A prompt too long, a runner unreachable or gone mid-stream.
+                status, error = "failed", ("server_error", f"The model failed: {exc}")
+            except InterpreterError as exc:
+                code = (
+                    "rate_limit_exceeded"
+                    if isinstance(exc, SessionLimitReached)
+                    else "server_error"
+                )
+                status, error = "failed", (code, exc.message)
+            final = writer.finish(status, turn.model.usage, error=error, incomplete_reason=reason)  # type: ignore[arg-type]
+            await self._close_tool(turn)
+            await self._save(turn)
+            finished = True
+            self.metrics.responses.labels(status).inc()
+            if final is not None:
+                yield final
+        finally:
+            if not finished:
+                writer.finish("cancelled", turn.model.usage)
+                self.metrics.responses.labels("cancelled").inc()
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._close_and_save(turn))
+            self._live.pop(turn.id, None)
+
+    async def _close_tool(self, turn: Turn) -> None:
+        if turn.tool is not None:
+            await turn.tool.close()
+
+    async def _close_and_save(self, turn: Turn) -> None:
+        await self._close_tool(turn)
+        await self._save(turn)
+
+    async def _save(self, turn: Turn) -> None:
+        if not turn.request.store:
+            return
+        await self.store.save(
+            StoredResponse(
+                id=turn.id,
+                owner=turn.owner,
+                body=turn.writer.snapshot(),
+                input_items=turn.input_items,
+                messages=[m.to_dict() for m in turn.model.history + turn.model.new_messages],
+                conversation_date=turn.system.conversation_start_date,
+                container_id=turn.container_id,
+                root_id=turn.root_id,
+            )
+        )
+
+    # -- the three ways to run ----------------------------------------------------------
+
+    async def run_to_completion(self, turn: Turn) -> dict[str, Any]:
+        async for _ in self.events(turn):
+            pass
+        return turn.writer.snapshot()
+
+    async def start_background(self, turn: Turn) -> dict[str, Any]:
+        await self._save(turn)  # queued, so a poll finds it at once
+        self._live[turn.id] = turn
+
+        async def run() -> None:
+            async with self._background_slots:
+                await self.run_to_completion(turn)
+
+        task = asyncio.create_task(run())
+        self._tasks[turn.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(turn.id, None))
+        return turn.writer.snapshot()
+
+    async def retrieve(self, response_id: str, owner: str | None) -> dict[str, Any]:
+        live = self._live.get(response_id)
+        if live is not None and live.owner == owner:
+            return live.writer.snapshot()
+        return (await self.store.get(response_id, owner)).body
+
+    async def cancel(self, response_id: str, owner: str | None) -> dict[str, Any]:
+        body = await self.retrieve(response_id, owner)
+        if not body.get("background"):
+            raise InvalidRequest("Only background responses can be cancelled.", param="response_id")
+        task = self._tasks.get(response_id)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if body["status"] in ("queued", "in_progress"):
+            stored = await self.store.get(response_id, owner)
+            stored.body["status"] = "cancelled"
+            await self.store.save(stored)
+        return await self.retrieve(response_id, owner)
+
+    async def delete(self, response_id: str, owner: str | None) -> None:
+        await self.store.delete(response_id, owner)
+
+    async def input_items(self, response_id: str, owner: str | None) -> list[dict[str, Any]]:
+        return (await self.store.get(response_id, owner)).input_items
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        for task in list(self._tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _input_items(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The request's input as items with ids, for ``GET .../input_items``."""
+    if isinstance(value, str):
+        value = [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}
+        ]
+    items = []
+    for raw in value:
+        item = dict(raw)
+        item.setdefault("type", "message")
+        if item["type"] == "message":
+            content = item.get("content")
+            if isinstance(content, str):
+                item["content"] = [{"type": "input_text", "text": content}]
+            item.setdefault("status", "completed")
+        item.setdefault("id", new_id("msg"))
+        items.append(item)
+    return items

@@ -11,10 +11,12 @@ class InterpreterError(Exception):
     error_type = "server_error"
     code: str | None = None
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        if code is not None:
+            self.code = code
 
 
 class InvalidRequest(InterpreterError):

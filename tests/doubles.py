@@ -23,15 +23,16 @@ class ScriptedGenerator:
 
     name = "scripted-double"
     default_temperature = 1.0
-    max_context = None
 
     def __init__(
         self,
         completions: list[str | Exception],
         token_delay_s: float = 0.0,
         concurrency: int = 4,
+        max_context: int | None = None,
     ) -> None:
         self.concurrency = concurrency
+        self.max_context = max_context
         self.encoding = load_encoding()
         self.completions = list(completions)
         self.prompts: list[list[int]] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from openai_harmony import Message
+from openai_harmony import Message, Role
 
 from interpreter.errors import InvalidRequest
 from interpreter.sandboxes.outputs import (
@@ -93,6 +93,17 @@ def input_to_messages(items: str | list[dict[str, Any]]) -> tuple[list[Message],
                 f"Input item type {kind!r} is not supported.", param=f"{param}.type"
             )
     return messages, extra_instructions
+
+
+def split_turns(history: list[Message]) -> list[list[Message]]:
+    """Earlier turns, each from a user's message up to the next one. Anything before the
+    first user message (cells a user ran by hand, say) belongs to the first turn."""
+    turns: list[list[Message]] = []
+    for message in history:
+        if message.author.role == Role.USER or not turns:
+            turns.append([])
+        turns[-1].append(message)
+    return turns
 
 
 def observe(result: ExecutionResult, new_files: list[str]) -> ToolObservation:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from openai_harmony import Message
 
 from interpreter.responses.code_tool import CodeTool
+from interpreter.responses.conversation import split_turns
 from interpreter.responses.events import (
     ItemDelta,
     ItemDone,
@@ -40,6 +41,22 @@ from model_runner.harmony import (
 
 TOOL_LIMIT_NOTE = "[No more tool calls are allowed in this response: answer with what you have.]"
 
+#: Tokens a prompt must leave free in the model's context for the completion to start.
+MIN_COMPLETION_ROOM = 16
+
+
+class ContextOverflow(Exception):
+    """The conversation does not fit the model's context (and may not be truncated)."""
+
+    def __init__(self, prompt_tokens: int, context: int) -> None:
+        super().__init__(
+            f"The conversation is {prompt_tokens} tokens long; the model's context is "
+            f"{context}. Send truncation='auto' to drop the oldest turns, or start a new "
+            "conversation."
+        )
+        self.prompt_tokens = prompt_tokens
+        self.context = context
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -65,6 +82,8 @@ class ModelTurn:
     max_tool_calls: int
     cache_key: str | None
     priority: int
+    #: Drop the oldest turns of ``history`` when the prompt outgrows the model's context.
+    truncate: bool = False
     usage: Usage = field(default_factory=Usage)
 
 
@@ -78,6 +97,31 @@ class ModelToolLoop:
 
     def prompt_of(self, turn: ModelTurn) -> list[int]:
         return self.renderer.render_prompt(turn.prefix + turn.history + turn.new_messages)
+
+    def fit(self, turn: ModelTurn) -> list[int]:
+        """The turn's prompt, made to fit the model's context: with ``truncate``, the
+        oldest turns of the history are dropped (the kernel keeps their state); without,
+        an overflow raises ``ContextOverflow``.
+
+        Truncation cuts down to three quarters of the context rather than just under
+        it, so the next few turns start from the same point and keep their prefix cache.
+        """
+        prompt = self.prompt_of(turn)
+        context = self.generator.max_context
+        if context is None:
+            return prompt
+        room = min(context // 8, 256) if turn.truncate else MIN_COMPLETION_ROOM
+        if len(prompt) <= context - room:
+            return prompt
+        if turn.truncate:
+            turns = split_turns(turn.history)
+            while turns and len(prompt) > context * 3 // 4:
+                turns.pop(0)
+                turn.history = [m for t in turns for m in t]
+                prompt = self.prompt_of(turn)
+        if len(prompt) > context - MIN_COMPLETION_ROOM:
+            raise ContextOverflow(len(prompt), context)
+        return prompt
 
     async def run(self, turn: ModelTurn, tool: CodeTool | None) -> AsyncIterator[LoopEvent]:
         """Run ``turn`` to its answer. Raises ``TurnIncomplete`` or ``TurnFailed``; model
@@ -122,7 +166,10 @@ class ModelToolLoop:
         self, turn: ModelTurn, tool: CodeTool | None, max_tokens: int, done: list[MessageDone]
     ) -> AsyncIterator[LoopEvent | int]:
         """One model call: its events, and each token id (for the caller to see the last)."""
-        prompt = self.prompt_of(turn)
+        try:
+            prompt = self.fit(turn)
+        except ContextOverflow as exc:
+            raise TurnFailed(str(exc), code="invalid_prompt") from exc
         async with self.gate.admit(turn.priority):
             stream = self.generator.generate(
                 GenerationRequest(

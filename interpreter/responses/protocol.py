@@ -60,6 +60,8 @@ class ResponsesRequest(BaseModel):
     metadata: dict[str, str] | None = None
     parallel_tool_calls: bool = True
     user: str | None = None
+    # "auto": drop the oldest turns when the conversation outgrows the model's context.
+    truncation: Literal["auto", "disabled"] = "disabled"
     seed: int | None = None  # ours: reproducible sampling
 
     @field_validator("metadata")

@@ -35,7 +35,7 @@ from interpreter.metrics import Metrics
 from interpreter.responses.code_tool import EXPIRED_NOTICE, CodeTool
 from interpreter.responses.conversation import input_to_messages
 from interpreter.responses.events import TurnFailed, TurnIncomplete
-from interpreter.responses.loop import ModelToolLoop, ModelTurn, Sampling
+from interpreter.responses.loop import ContextOverflow, ModelToolLoop, ModelTurn, Sampling
 from interpreter.responses.protocol import ResponsesRequest
 from interpreter.responses.scheduler import BACKGROUND, INTERACTIVE, AdmissionGate
 from interpreter.responses.store import ResponseStore, StoredResponse
@@ -157,7 +157,12 @@ class ResponsesService:
             max_tool_calls=max_calls,
             cache_key=request.prompt_cache_key or affinity or root_id,
             priority=BACKGROUND if request.background else INTERACTIVE,
+            truncate=request.truncation == "auto",
         )
+        try:
+            self.loop.fit(model_turn)
+        except ContextOverflow as exc:
+            raise InvalidRequest(str(exc), param="input", code="context_length_exceeded") from exc
         tool = None
         if config is not None:
             session, notice = self._conversation_session(config.container, previous, owner)
@@ -259,7 +264,7 @@ class ResponsesService:
                 "metadata": request.metadata or {},
                 "prompt_cache_key": request.prompt_cache_key,
                 "text": {"format": {"type": "text"}},
-                "truncation": "disabled",
+                "truncation": request.truncation,
                 "user": request.user,
                 "usage": None,
                 "error": None,

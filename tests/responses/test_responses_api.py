@@ -5,43 +5,20 @@ harmony completions through the real Generator interface."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from openai import OpenAI
 from openai.types.responses import Response, ResponseCodeInterpreterToolCall
 
-from interpreter.api.app import create_app
 from model_runner.errors import InvalidGenerationRequest
-from tests.conftest import RunningServer
-from tests.doubles import ScriptedGenerator, final, python_call
+from tests.doubles import final, python_call
 
 pytestmark = [pytest.mark.docker]
 
 TOOLS: list[Any] = [{"type": "code_interpreter", "container": {"type": "auto"}}]
 INCLUDE: list[Any] = ["code_interpreter_call.outputs"]
-
-
-@pytest.fixture
-def start(make_settings: Callable[..., Any], serve: Callable[..., RunningServer]):
-    clients: list[OpenAI] = []
-
-    def start(
-        completions: list[str], **settings: Any
-    ) -> tuple[OpenAI, ScriptedGenerator, RunningServer]:
-        double = ScriptedGenerator(completions)
-        app = create_app(make_settings(**settings), generator=double, cleanup_on_exit=True)
-        server = serve(app)
-        client = OpenAI(base_url=server.v1, api_key="unused", max_retries=0)
-        clients.append(client)
-        return client, double, server
-
-    yield start
-    for client in clients:
-        client.close()
 
 
 def test_tool_call_then_answer(start) -> None:

@@ -149,7 +149,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result["ttft_follow_up_4k_plus_200"] = await bench.follow_up_ttft(4096, 200, args.repeats)
     if torch.device(args.device).type == "cuda":
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
-    result["prefix_cache_mib"] = round(generator.prefix_cache.nbytes / 1024**2, 1)
+    result["kv_slots"] = len(generator.slots.slots)
+    result["kv_slots_mib"] = round(generator.slots.nbytes / 1024**2, 1)
     return result
 
 

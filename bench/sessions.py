@@ -31,21 +31,17 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import docker
 import httpx
 from jupyter_client.blocking import BlockingKernelClient
+from service_process import service
 
 from interpreter.config import Settings, parse_size
 from interpreter.sandboxes.base import SandboxSpec
@@ -190,55 +186,6 @@ async def idle_memory(root: Path, preimport: str, count: int) -> dict[str, Any]:
 # -- through a real service process --------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def service(root: Path, **settings: str) -> Iterator[tuple[str, Path]]:
-    """``python -m interpreter serve`` in the background; yields (base URL, data dir)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERPRETER_")}
-    env.update(
-        INTERPRETER_SERVICE_NAME=SERVICE_NAME,
-        INTERPRETER_DATA_DIR=str(root / "data"),
-        INTERPRETER_RUN_ROOT=str(root / "run"),
-        INTERPRETER_MODEL="none",
-    )
-    env.update({f"INTERPRETER_{k.upper()}": v for k, v in settings.items()})
-    root.mkdir(parents=True, exist_ok=True)
-    log = (root / "service.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "interpreter", "serve", "--port", str(port), "--cleanup-on-exit"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not start; see {root / 'service.log'}")
-            time.sleep(0.1)
-        yield base, root / "data"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
 def wait_pool_ready(http: httpx.Client, base: str, target: int) -> None:
     deadline = time.monotonic() + 300
     while http.get(f"{base}/healthz").json()["pool"]["ready"] < target:
@@ -370,10 +317,10 @@ def main() -> None:
             for name, value in preimports.items()
         }
         results["sandbox_1plus1_ms"] = asyncio.run(sandbox_round_trip(root, args.round_trips))
-        with service(root / "service", POOL_SIZE="1") as (base, data_dir):
+        with service(root / "service", SERVICE_NAME, POOL_SIZE="1") as (base, data_dir):
             results["warm_claim_to_first_result_ms"] = warm_claims(base, args.samples)
             results["api_vs_raw_1plus1_ms"] = api_vs_raw(base, data_dir, args.round_trips)
-        with service(root / "sustained", POOL_SIZE="0", PREIMPORT="") as (base, _):
+        with service(root / "sustained", SERVICE_NAME, POOL_SIZE="0", PREIMPORT="") as (base, _):
             results["sustained_executions_per_s"] = asyncio.run(sustained(base, 10, args.seconds))
         results["idle_memory_mb"] = {
             name: asyncio.run(idle_memory(root, value, args.memory_sandboxes))

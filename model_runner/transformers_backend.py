@@ -60,7 +60,11 @@ HARMONY_VOCAB_SIZE = 201088
 #: Below this temperature sampling is greedy: dividing logits by ~0 only overflows.
 GREEDY_BELOW_TEMPERATURE = 1e-5
 
-DEFAULT_CACHE_BUDGET_BYTES = 2 * 1024**3
+#: Memory for key/value slots on a CPU. On a GPU the default is half of what is free
+#: once the weights are loaded.
+DEFAULT_CPU_CACHE_BYTES = 512 * 1024**2
+#: Slots beyond this would only hold conversations long gone.
+MAX_SLOTS = 256
 
 #: Prompt tokens fed per step. Bounds both the attention scores materialised at once
 #: (heads x chunk x context) and how long one step keeps decoding requests waiting.
@@ -70,8 +74,8 @@ DEFAULT_PREFILL_CHUNK_TOKENS = 512
 DEFAULT_MAX_BATCH = {"cpu": 16, "cuda": 64}
 
 #: The longest context a slot holds, when the model's own is longer (gpt-oss: 131,072):
-#: every slot is allocated at this length up front.
-DEFAULT_CONTEXT_CAP = 16384
+#: every slot is allocated at this length up front (gpt-oss-20b in bf16: 400 MB a slot).
+DEFAULT_CONTEXT_CAP = 8192
 
 
 def default_device() -> str:
@@ -81,6 +85,13 @@ def default_device() -> str:
 def default_dtype(device: str | torch.device) -> torch.dtype:
     """bf16 on GPUs (what gpt-oss runs in); fp32 on CPU, where bf16 matmuls are slow."""
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def default_cache_budget(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    return DEFAULT_CPU_CACHE_BYTES
 
 
 def hub_offline() -> bool:
@@ -205,11 +216,12 @@ class TransformersGenerator:
     protocol, batching concurrent generations.
 
     ``model`` is a loaded transformers model; ``token_map`` is given for a vocabulary-
-    subset checkpoint. ``max_batch`` is how many generations share a step (the
-    generator's ``concurrency``); ``cache_budget_bytes`` sizes the key/value slots (at
-    least ``max_batch`` of them; 0 keeps no conversation between generations);
-    ``context_length`` caps the tokens a slot holds. Build one with ``from_pretrained``
-    or ``from_random`` rather than by hand.
+    subset checkpoint. ``max_batch`` is how many generations may share a step;
+    ``cache_budget_bytes`` sizes the key/value slots, one per generation in flight or
+    conversation kept (fewer slots than ``max_batch`` narrow the batch; 0 keeps no
+    conversation between generations); ``context_length`` caps the tokens a slot holds.
+    The generator's ``concurrency`` is what the slots allow of ``max_batch``. Build one
+    with ``from_pretrained`` or ``from_random`` rather than by hand.
     """
 
     def __init__(
@@ -218,7 +230,7 @@ class TransformersGenerator:
         *,
         name: str,
         token_map: TokenMap | None = None,
-        cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES,
+        cache_budget_bytes: int | None = None,
         prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS,
         max_batch: int | None = None,
         context_length: int | None = None,
@@ -235,7 +247,7 @@ class TransformersGenerator:
             getattr(self.config, "max_position_embeddings", 0) or DEFAULT_CONTEXT_CAP
         )
         self.max_context = min(model_context, context_length or DEFAULT_CONTEXT_CAP)
-        self.concurrency = max_batch or DEFAULT_MAX_BATCH.get(self.device.type, 16)
+        max_batch = max_batch or DEFAULT_MAX_BATCH.get(self.device.type, 16)
         model_vocab = int(self.config.vocab_size)
         if token_map is not None and token_map.vocab_size > model_vocab:
             raise ValueError(
@@ -246,9 +258,21 @@ class TransformersGenerator:
         # Ids a caller may send: any harmony id when a map folds unknown ones.
         self._input_vocab = HARMONY_VOCAB_SIZE if token_map is not None else model_vocab
         per_slot = SlotCache.bytes_per_slot(self.config, self.max_context, self.dtype)
+        if cache_budget_bytes is None:
+            cache_budget_bytes = default_cache_budget(self.device)
+        if cache_budget_bytes == 0:
+            num_slots = max_batch
+        else:
+            num_slots = min(max(1, cache_budget_bytes // per_slot), MAX_SLOTS)
+            if num_slots < max_batch:
+                log.warning(
+                    "key/value memory for %d slots of %d tokens: batches narrowed from %d",
+                    num_slots, self.max_context, max_batch,
+                )  # fmt: skip
+        self.concurrency = min(max_batch, num_slots)
         self.slots = SlotCache(
             self.config,
-            num_slots=max(self.concurrency, cache_budget_bytes // per_slot),
+            num_slots=num_slots,
             length=self.max_context,
             device=self.device,
             dtype=self.dtype,

@@ -136,6 +136,7 @@ async def interactive_under_background(
     running = True
     in_flight = 0
     completed_background = 0
+    all_started = asyncio.Event()
 
     async def keep_busy(box: str) -> None:
         nonlocal in_flight, completed_background
@@ -147,6 +148,8 @@ async def interactive_under_background(
                 background=True,
             )
             in_flight += 1
+            if in_flight >= background:
+                all_started.set()
             while True:
                 body = (await http.get(f"/responses/{created.id}")).json()
                 if body["status"] not in ("queued", "in_progress"):
@@ -156,8 +159,7 @@ async def interactive_under_background(
             completed_background += 1
 
     workers = [asyncio.create_task(keep_busy(box)) for box in background_boxes]
-    while in_flight < background:
-        await asyncio.sleep(0.01)
+    await all_started.wait()
     loaded = []
     for _ in range(samples):
         loaded.append(

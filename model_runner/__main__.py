@@ -20,10 +20,15 @@ def _serve(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     options: dict[str, object] = {}
-    if not args.model.startswith(("http://", "https://")):
-        options["cache_budget_bytes"] = int(args.cache_budget_mb * 1024**2)
+    if "://" not in args.model:  # a model in this process, not a served one
+        if args.cache_budget_mb is not None:
+            options["cache_budget_bytes"] = int(args.cache_budget_mb * 1024**2)
         if args.device:
             options["device"] = args.device
+        if args.max_batch:
+            options["max_batch"] = args.max_batch
+        if args.context_length:
+            options["context_length"] = args.context_length
     if args.name:
         options["name"] = args.name
     try:
@@ -39,14 +44,23 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_runner")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve a model over HTTP (POST /v1/generate)")
+    serve = commands.add_parser(
+        "serve", help="serve a model over HTTP (native, vLLM and SGLang token APIs)"
+    )
     serve.add_argument("--model", required=True, help="demo, random:tiny, a folder, a hub id")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8001)
     serve.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
     serve.add_argument("--name", default=None, help="the model name to report")
     serve.add_argument(
-        "--cache-budget-mb", type=float, default=2048, help="prefix cache memory budget"
+        "--cache-budget-mb",
+        type=float,
+        default=None,
+        help="key/value slot memory (default: 512 on a CPU, half the free GPU memory)",
+    )
+    serve.add_argument("--max-batch", type=int, default=0, help="generations per step")
+    serve.add_argument(
+        "--context-length", type=int, default=0, help="tokens a slot holds (default 8192)"
     )
     serve.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)"

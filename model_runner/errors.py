@@ -39,6 +39,12 @@ class ModelUnavailable(ModelRunnerError):
     code = "model_unavailable"
 
 
+class ModelMismatch(ModelRunnerError):
+    """A served model the service cannot drive: its vocabulary is not harmony's."""
+
+    code = "model_mismatch"
+
+
 class GenerationFailed(ModelRunnerError):
     """The model itself failed while generating (out of memory, a CUDA error...)."""
 
@@ -53,6 +59,7 @@ ERRORS_BY_CODE: dict[str, type[ModelRunnerError]] = {
         ModelNotFound,
         ModelTooLarge,
         ModelUnavailable,
+        ModelMismatch,
         GenerationFailed,
     )
 }

@@ -2,10 +2,24 @@
 
 Importing this module imports neither torch nor transformers: the service imports it
 and may run with only a served model (an ``http://`` spec) and no model stack.
+
+| spec | generator |
+|---|---|
+| ``demo`` | the demo checkpoint shipped in ``model_runner/demo/checkpoint/`` |
+| ``random:gpt-oss-20b`` (or ``-120b``, ``tiny``) | real shapes, random weights |
+| a folder, or a hub id (``openai/gpt-oss-20b``) | that checkpoint, with transformers |
+| ``http://host:port`` | this project's runner (``python -m model_runner serve``) |
+| ``vllm+http://host:port`` | a vLLM server |
+| ``sglang+http://host:port`` | an SGLang server |
+| ``llamacpp+http://host:port`` | llama.cpp's ``llama-server`` |
+
+``https`` works wherever ``http`` does.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,47 +31,51 @@ DEMO_CHECKPOINT = Path(__file__).parent / "demo" / "checkpoint"
 
 RANDOM_PREFIX = "random:"
 
+#: URL schemes of served models: the engine's name -> the generator class that speaks
+#: its wire format ("module:Class", imported only when used).
+ENGINES: dict[str, str] = {
+    "": "model_runner.engines.runner:RunnerGenerator",
+    "vllm": "model_runner.engines.vllm:VLLMGenerator",
+    "sglang": "model_runner.engines.sglang:SGLangGenerator",
+    "llamacpp": "model_runner.engines.llamacpp:LlamaCppGenerator",
+}
 
-def load_generator(spec: str, **options: Any) -> Generator:
-    """Build the generator a spec names.
 
-    - ``http://host:port`` or ``https://...``: a served runner (``HTTPGenerator``).
-    - ``demo``: the demo checkpoint shipped in ``model_runner/demo/checkpoint/``.
-    - ``random:gpt-oss-20b``, ``random:gpt-oss-120b``, ``random:tiny``: the real shapes
-      with random weights (``model_runner.shapes``), for benchmarks and tests.
-    - anything else: a local checkpoint folder or a hugging face hub id.
+def _served(spec: str, options: dict[str, Any]) -> Generator:
+    scheme, _, rest = spec.partition("://")
+    engine, _, transport = scheme.rpartition("+")
+    module, _, name = ENGINES[engine].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    generator: Generator = cls.connect(f"{transport}://{rest}", **options)
+    return generator
 
-    ``options`` go to the generator's constructor: for local models ``device``,
-    ``dtype``, ``name``, ``cache_budget_bytes``, ``prefill_chunk_tokens`` (and ``seed``
-    for random weights); for served ones ``name`` and ``timeout``. Blocks while a local
-    model loads: call it from a thread in async code. Raises ``ModelNotFound``.
-    """
-    if spec.startswith(("http://", "https://")):
-        from model_runner.http_client import HTTPGenerator
 
-        return HTTPGenerator.connect(spec, **options)
-
-    # torch and transformers load only past this point.
+def _demo(spec: str, options: dict[str, Any]) -> Generator:
     from model_runner.transformers_backend import TransformersGenerator
 
-    if spec == "demo":
-        if not (DEMO_CHECKPOINT / "config.json").is_file():
-            raise ModelNotFound(
-                f"the demo checkpoint is not in {DEMO_CHECKPOINT}; train it first "
-                "(see model_runner/demo/) or name another model"
-            )
-        options.setdefault("name", "gpt-oss-demo")
-        # A small demonstrator: reliable only when greedy.
-        options.setdefault("default_temperature", 0.0)
-        return TransformersGenerator.from_pretrained(DEMO_CHECKPOINT, **options)
+    if not (DEMO_CHECKPOINT / "config.json").is_file():
+        raise ModelNotFound(
+            f"the demo checkpoint is not in {DEMO_CHECKPOINT}; train it first "
+            "(see model_runner/demo/) or name another model"
+        )
+    options.setdefault("name", "gpt-oss-demo")
+    # A small demonstrator: reliable only when greedy.
+    options.setdefault("default_temperature", 0.0)
+    return TransformersGenerator.from_pretrained(DEMO_CHECKPOINT, **options)
 
-    if spec.startswith(RANDOM_PREFIX):
-        from model_runner.shapes import SHAPES
 
-        shape = spec.removeprefix(RANDOM_PREFIX)
-        if shape not in SHAPES:
-            raise ModelNotFound(f"no model shape {shape!r}; known: {', '.join(SHAPES)}")
-        return TransformersGenerator.from_random(shape, **options)
+def _random(spec: str, options: dict[str, Any]) -> Generator:
+    from model_runner.shapes import SHAPES
+    from model_runner.transformers_backend import TransformersGenerator
+
+    shape = spec.removeprefix(RANDOM_PREFIX)
+    if shape not in SHAPES:
+        raise ModelNotFound(f"no model shape {shape!r}; known: {', '.join(SHAPES)}")
+    return TransformersGenerator.from_random(shape, **options)
+
+
+def _checkpoint(spec: str, options: dict[str, Any]) -> Generator:
+    from model_runner.transformers_backend import TransformersGenerator
 
     if _looks_like_path(spec) and not Path(spec).expanduser().is_dir():
         raise ModelNotFound(f"no checkpoint folder at {spec}")
@@ -65,6 +83,35 @@ def load_generator(spec: str, **options: Any) -> Generator:
         return TransformersGenerator.from_pretrained(Path(spec).expanduser().as_posix(), **options)
     except OSError as exc:  # transformers' answer to a missing hub id or offline miss
         raise ModelNotFound(f"cannot load model {spec!r}: {exc}") from exc
+
+
+def _kind(spec: str) -> Callable[[str, dict[str, Any]], Generator]:
+    scheme = spec.partition("://")[0] if "://" in spec else None
+    if scheme is not None:
+        engine, _, transport = scheme.rpartition("+")
+        if transport in ("http", "https") and engine in ENGINES:
+            return _served
+        known = ", ".join(f"{e}+http" if e else "http" for e in ENGINES)
+        raise ModelNotFound(f"unknown model URL scheme {scheme!r}; known: {known}")
+    if spec == "demo":
+        return _demo
+    if spec.startswith(RANDOM_PREFIX):
+        return _random
+    return _checkpoint
+
+
+def load_generator(spec: str, **options: Any) -> Generator:
+    """Build the generator a spec names (see the table above).
+
+    ``options`` go to the generator's constructor: for local models ``device``,
+    ``dtype``, ``name``, ``cache_budget_bytes``, ``max_batch``, ``context_length``,
+    ``prefill_chunk_tokens`` (and ``seed`` for random weights); for served ones ``name``,
+    ``concurrency`` and ``timeout``. Blocks while a local model loads or a served one is
+    probed: call it from a thread in async code. Raises ``ModelNotFound``, or
+    ``ModelUnavailable`` / ``ModelMismatch`` for a served model that does not answer or
+    does not speak harmony.
+    """
+    return _kind(spec)(spec, options)
 
 
 def _looks_like_path(spec: str) -> bool:

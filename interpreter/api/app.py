@@ -73,6 +73,9 @@ def create_app(
             await manager.close(end_sessions=cleanup_on_exit)
             if backend is None:
                 await sandbox_backend.close()
+            closer = getattr(model, "aclose", None)
+            if closer is not None:
+                await closer()
 
     app = FastAPI(title="Code Interpreter", version="0.1.0", lifespan=lifespan)
     errors.install(app)

@@ -11,8 +11,7 @@ import pytest
 from runner_fixtures import collect, greedy, greedy_reference, prompt_of
 
 from model_runner import loading
-from model_runner.errors import ModelNotFound
-from model_runner.http_client import HTTPGenerator
+from model_runner.errors import ModelNotFound, ModelUnavailable
 from model_runner.token_map import TokenMap
 from model_runner.transformers_backend import TransformersGenerator
 
@@ -20,7 +19,9 @@ from model_runner.transformers_backend import TransformersGenerator
 def test_loading_module_does_not_import_the_model_stack() -> None:
     code = (
         "import sys\n"
-        "import model_runner.loading, model_runner.http_client, model_runner.server\n"
+        "import model_runner.loading, model_runner.server, model_runner.engines.runner\n"
+        "import model_runner.engines.vllm, model_runner.engines.sglang\n"
+        "import model_runner.engines.llamacpp\n"
         "import model_runner.token_map, model_runner.harmony\n"
         "heavy = {'torch', 'transformers'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
@@ -28,17 +29,21 @@ def test_loading_module_does_not_import_the_model_stack() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 
 
-async def test_an_http_spec_gives_an_http_generator() -> None:
+def test_served_specs_name_their_engine() -> None:
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))  # nobody listens: connect() falls back to a URL name
+    sock.bind(("127.0.0.1", 0))  # nobody listens: the probe fails in one sentence
     try:
         port = sock.getsockname()[1]
-        generator = loading.load_generator(f"http://127.0.0.1:{port}/")
-        assert isinstance(generator, HTTPGenerator)
-        assert generator.base_url == f"http://127.0.0.1:{port}"
-        assert generator.name == f"remote:127.0.0.1:{port}"
-        named = loading.load_generator(f"http://127.0.0.1:{port}", name="gpt-oss-20b")
-        assert named.name == "gpt-oss-20b"
+        for spec, engine in (
+            (f"http://127.0.0.1:{port}/", "model runner"),
+            (f"vllm+http://127.0.0.1:{port}", "vLLM server"),
+            (f"sglang+http://127.0.0.1:{port}", "SGLang server"),
+            (f"llamacpp+http://127.0.0.1:{port}", "llama.cpp server"),
+        ):
+            with pytest.raises(ModelUnavailable, match=f"No {engine} answers at "):
+                loading.load_generator(spec)
+        with pytest.raises(ModelNotFound, match="unknown model URL scheme 'tgi\\+http'"):
+            loading.load_generator(f"tgi+http://127.0.0.1:{port}")
     finally:
         sock.close()
 

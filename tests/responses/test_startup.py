@@ -1,7 +1,12 @@
-"""Start-up with a model that cannot load stops before any sandbox exists."""
+"""Start-up with a model that cannot load, or a served one that does not answer, stops
+before any sandbox exists."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,4 +28,37 @@ async def test_a_missing_model_stops_start_up_and_leaves_no_sandbox(
     with pytest.raises(ModelNotFound):
         async with app.router.lifespan_context(app):
             pass
+    assert docker_containers(settings.service_name) == []
+
+
+def test_an_engine_that_does_not_answer_stops_the_service_in_one_sentence(
+    make_settings: Callable[..., Any],
+) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    try:
+        port = sock.getsockname()[1]
+        settings = make_settings()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INTERPRETER_")}
+        env.update(
+            INTERPRETER_MODEL=f"vllm+http://127.0.0.1:{port}",
+            INTERPRETER_DATA_DIR=str(settings.data_dir),
+            INTERPRETER_RUN_ROOT=str(settings.run_root),
+            INTERPRETER_SERVICE_NAME=settings.service_name,
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "interpreter", "serve", "--port", str(port + 1)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        sock.close()
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        f"Cannot start with INTERPRETER_MODEL=vllm+http://127.0.0.1:{port}: "
+        f"No vLLM server answers at http://127.0.0.1:{port}"
+    )
     assert docker_containers(settings.service_name) == []

@@ -13,6 +13,7 @@ run: setup
 
 test: setup
 	@SETUP_BROWSER=1 bash scripts/setup_browser.sh
+	@bash scripts/build_llama_server.sh >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup

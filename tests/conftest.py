@@ -164,3 +164,38 @@ def docker_containers(service_name: str) -> list[str]:
                 sparse=True,
             )
         ]
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama.cpp's server on the demo model's GGUF (both built by
+    scripts/build_llama_server.sh, which ``make test`` runs), on a free port."""
+    built = subprocess.run(
+        ["bash", str(REPO / "scripts" / "build_llama_server.sh")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    binary, gguf = built.stdout.split()
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [binary, "-m", gguf, "--host", "127.0.0.1", "--port", str(port), "-np", "4",
+             "--swa-full", "-t", "1", "--no-webui"],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -9,10 +9,9 @@ import sys
 
 import uvicorn
 
-from interpreter.api.app import create_app
+from interpreter.api.app import create_app, load_model
 from interpreter.config import Settings
 from model_runner.errors import ModelRunnerError
-from model_runner.loading import load_generator
 
 
 def _is_loopback(host: str) -> bool:
@@ -55,12 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     # The model first, before any port or sandbox: one that cannot load, or a served
     # one that does not answer, stops the start with one sentence.
-    generator = None
-    if settings.model != "none":
-        try:
-            generator = load_generator(settings.model)
-        except ModelRunnerError as exc:
-            sys.exit(f"Cannot start with INTERPRETER_MODEL={settings.model}: {exc}")
+    try:
+        generator = load_model(settings)
+    except ModelRunnerError as exc:
+        sys.exit(f"Cannot start with INTERPRETER_MODEL={settings.model}: {exc}")
     app = create_app(settings, generator=generator, cleanup_on_exit=args.cleanup_on_exit)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 

@@ -60,8 +60,13 @@ class Settings(BaseSettings):
 
     # -- model and responses -------------------------------------------------------
     # "demo" (the shipped model), a local checkpoint folder, a hub id
-    # (openai/gpt-oss-20b), random:gpt-oss-20b, or a served runner's http:// URL.
+    # (openai/gpt-oss-20b), random:gpt-oss-20b, a served engine (vllm+http://...,
+    # sglang+http://..., llamacpp+http://..., or this project's runner at http://...),
+    # or "none" (Containers API only). See model_runner/loading.py.
     model: str = "demo"
+    # Model calls in flight at once. 0: what the engine declares (the built-in runner's
+    # batch, llama.cpp's slots, 16 for vLLM and SGLang).
+    model_concurrency: int = 0
     data_dir: Path = REPO_ROOT / ".data"  # the response store and other state
     max_tool_calls: int = 8  # per response, unless the request asks for fewer
     max_output_tokens: int = 2048  # per response, unless the request asks for fewer

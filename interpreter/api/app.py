@@ -88,14 +88,24 @@ def create_app(
     return app
 
 
-async def _load_model(settings: Settings) -> Generator | None:
+def load_model(settings: Settings) -> Generator | None:
+    """The model ``settings.model`` names (None for "none"). Blocks while a local model
+    loads or a served one is probed; raises ``ModelRunnerError`` if it cannot."""
     if settings.model == "none":
         return None
     from model_runner.loading import load_generator
 
     log.info("loading model %s", settings.model)
+    options = {}
+    if settings.model_concurrency:
+        served = "://" in settings.model
+        options["concurrency" if served else "max_batch"] = settings.model_concurrency
+    return load_generator(settings.model, **options)
+
+
+async def _load_model(settings: Settings) -> Generator | None:
     # Loading a local model blocks for a while: keep the event loop free.
-    return await asyncio.to_thread(load_generator, settings.model)
+    return await asyncio.to_thread(load_model, settings)
 
 
 def _mount_ui(app: FastAPI) -> None:

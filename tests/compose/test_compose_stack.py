@@ -239,11 +239,12 @@ def test_down_after_a_killed_api_leaves_no_sandbox_and_no_ipc_folder(stack: Stac
     assert stack.run_folders() == []
 
 
-def test_gpu_profile_config(compose: list[str]) -> None:
-    """The GPU profile cannot run here (no GPU); its configuration is validated."""
+def test_gpu_and_vllm_profiles_config(compose: list[str]) -> None:
+    """The GPU and vLLM profiles cannot run here (no GPU, no registry to pull vLLM's image
+    from); their configuration is validated."""
     for files in (["-f", "compose.yaml"], FILES):
         done = subprocess.run(
-            [*compose, *files, "--profile", "gpu", "config"],
+            [*compose, *files, "--profile", "gpu", "--profile", "vllm", "config"],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -258,6 +259,12 @@ def test_gpu_profile_config(compose: list[str]) -> None:
         command = gpu["command"]
         assert command[command.index("--model") + 1] == "openai/gpt-oss-20b"
         assert command[command.index("--device") + 1] == "cuda"
+        vllm = services["vllm"]
+        assert vllm["profiles"] == ["vllm"]
+        assert vllm["image"].startswith("vllm/vllm-openai:")
+        assert vllm["command"][vllm["command"].index("--model") + 1] == "openai/gpt-oss-20b"
+        assert "--enable-prompt-tokens-details" in vllm["command"]
+        assert vllm["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
         # Without the profile the runner serves the demo model on the CPU.
         model = services["model"]
         assert "profiles" not in model

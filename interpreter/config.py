@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,10 +52,29 @@ class Settings(BaseSettings):
     kernel_ready_timeout_s: float = 30.0
 
     # -- sessions ------------------------------------------------------------------
-    pool_size: int = 2  # ready sandboxes kept warm; 0 disables the pool
+    # Ready sandboxes kept warm: at least pool_size, up to pool_max while claims come
+    # (the pool grows with the claims of the last minute, and shrinks back when quiet).
+    pool_size: int = 2
+    pool_max: int = 16
+    pool_demand_window_s: float = 60.0
+    # Sandboxes starting at once. 0: one per CPU of this machine, at least 2.
+    max_concurrent_starts: int = 0
     idle_ttl_minutes: float = 20.0  # a session ends after this long without use
     max_idle_ttl_minutes: float = 24 * 60.0  # the most a client's expires_after may ask
-    max_sessions: int = 64  # live sessions at once; more are answered 429
+    # Live sessions at once. 0: as many idle sessions as the Docker engine's memory
+    # holds (85% of it, at idle_session_mb each), measured when the service starts.
+    max_sessions: int = 0
+    # What an idle session takes (bench/sessions.py: 101 MB with the default pre-imports,
+    # 46 MB without): sizes the default max_sessions.
+    idle_session_mb: int = 100
+    # At max_sessions: "evict-idle" ends the least recently used idle session to make
+    # room (its conversation carries on in a new container, the model told), and answers
+    # 429 only when every session is busy; "reject" answers 429.
+    capacity_policy: Literal["evict-idle", "reject"] = "evict-idle"
+    # Per API key: live sessions, and responses under way (0: no limit). A key past its
+    # own limit is answered 429; other keys are not affected.
+    max_sessions_per_key: int = 200
+    max_responses_per_key: int = 64
     reap_interval_s: float = 5.0
     max_upload_bytes: int = 512 * 1024 * 1024
 

@@ -56,6 +56,18 @@ class Metrics:
             "Sessions ended by idle time-out",
             registry=self.registry,
         )
+        self.evictions = Counter(
+            "interpreter_session_evictions",
+            "Idle sessions ended to make room at the session limit",
+            registry=self.registry,
+        )
+        self.max_sessions = Gauge(
+            "interpreter_max_sessions", "Live sessions the service allows", registry=self.registry
+        )
+        self.pool_target = Gauge(
+            "interpreter_pool_target", "Ready sandboxes the warm pool aims for",
+            registry=self.registry,
+        )  # fmt: skip
         self.responses = Counter(
             "interpreter_responses",
             "Responses API requests by final status",

@@ -13,10 +13,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from interpreter.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -79,6 +80,8 @@ def make_settings(tmp_path: Path, run_id: str) -> Callable[..., Settings]:
             "run_root": tmp_path / "run",
             "service_name": f"{run_id}-{secrets.token_hex(2)}",
             "pool_size": 1,
+            # A fixed pool: tests of the pool's growth ask for a maximum.
+            "pool_max": 0,
             "model": "none",
         }
         values.update(overrides)
@@ -93,10 +96,15 @@ class RunningServer:
     app: FastAPI
     server: uvicorn.Server
     thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
 
     @property
     def v1(self) -> str:
         return f"{self.base_url}/v1"
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the server's event loop (its services live there)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=120)
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -108,7 +116,13 @@ def start_server(app: FastAPI, timeout_s: float = 120.0) -> RunningServer:
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def serve() -> None:
+        loops.append(asyncio.get_running_loop())
+        await server.serve()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s
     while not server.started:
@@ -117,7 +131,7 @@ def start_server(app: FastAPI, timeout_s: float = 120.0) -> RunningServer:
         if time.monotonic() > deadline:
             raise TimeoutError("the test server did not start")
         time.sleep(0.02)
-    return RunningServer(f"http://127.0.0.1:{port}", app, server, thread)
+    return RunningServer(f"http://127.0.0.1:{port}", app, server, thread, loops[0])
 
 
 @pytest.fixture

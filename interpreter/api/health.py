@@ -24,9 +24,13 @@ async def healthz(request: Request) -> dict[str, Any]:
     return {
         "status": "ok",
         "sessions": manager.live_count,
+        "max_sessions": manager.max_sessions,
         "pool": {
             "ready": pool.ready,
-            "target": pool.size,
+            "starting": pool.starting,
+            "target": pool.target,
+            "minimum": pool.minimum,
+            "maximum": pool.maximum,
             "consecutive_failures": pool.consecutive_failures,
             "last_error": pool.last_error,
         },
@@ -56,6 +60,9 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
+    manager: SessionManager = request.app.state.sessions
+    request.app.state.metrics.max_sessions.set(manager.max_sessions)
+    request.app.state.metrics.pool_target.set(manager.pool.target)
     return Response(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

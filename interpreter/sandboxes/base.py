@@ -32,6 +32,14 @@ class SandboxRecord:
     running: bool
 
 
+@dataclass(frozen=True)
+class EngineCapacity:
+    """What the machine behind a backend can give its sandboxes in all."""
+
+    memory_bytes: int
+    cpus: int
+
+
 class SandboxBackend(Protocol):
     async def create(self, spec: SandboxSpec) -> SandboxRecord:
         """Start a sandbox; return once its container runs (its kernel may still be starting)."""
@@ -43,6 +51,10 @@ class SandboxBackend(Protocol):
 
     async def list(self) -> list[SandboxRecord]:
         """Every sandbox of this service that still exists, running or not."""
+        ...
+
+    async def capacity(self) -> EngineCapacity:
+        """The memory and CPUs the sandboxes share."""
         ...
 
     async def close(self) -> None: ...

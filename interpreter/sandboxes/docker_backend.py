@@ -27,7 +27,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from interpreter.errors import SandboxError
-from interpreter.sandboxes.base import SandboxRecord, SandboxSpec
+from interpreter.sandboxes.base import EngineCapacity, SandboxRecord, SandboxSpec
 from interpreter.sandboxes.kernel import connection_info
 
 log = logging.getLogger(__name__)
@@ -221,6 +221,16 @@ class DockerSandboxBackend:
                 cache = usage.get("stats", {}).get("cache", 0)
                 return int(usage.get("usage", 0) - cache)
             return None
+
+        return await asyncio.to_thread(read)
+
+    async def capacity(self) -> EngineCapacity:
+        def read() -> EngineCapacity:
+            try:
+                info = self._client.info()
+            except docker.errors.DockerException as exc:
+                raise SandboxError(f"the Docker engine does not answer: {exc}") from exc
+            return EngineCapacity(memory_bytes=int(info["MemTotal"]), cpus=int(info["NCPU"]))
 
         return await asyncio.to_thread(read)
 

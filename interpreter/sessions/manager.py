@@ -13,6 +13,7 @@ import builtins
 import contextlib
 import json
 import logging
+import os
 import re
 import secrets
 import time
@@ -41,6 +42,11 @@ from interpreter.sessions.pool import LABEL_ROLE, SandboxFactory, WarmPool
 log = logging.getLogger(__name__)
 
 MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
+#: The share of the engine's memory that idle sessions may fill, when the session limit
+#: follows from memory; the rest is for the sessions that are working, and the host.
+MEMORY_FOR_SESSIONS = 0.85
+#: The session limit before the engine's memory is known (start() replaces it).
+DEFAULT_MAX_SESSIONS = 64
 DATA_ROOT = "/mnt/data"
 # Names a client may give a file: no path separators, no control characters, no
 # leading dot (which would hide it), and not too long.
@@ -71,6 +77,9 @@ class SessionInfo:
     memory_limit: str
     status: Literal["running", "expired", "deleted"] = "running"
     files: dict[str, FileRecord] = field(default_factory=dict)  # by path
+    # Why an expired session ended: "idle" (its time-to-live ran out), "evicted" (ended
+    # to make room at the session limit), "engine" (its container vanished).
+    expired_reason: str | None = None
     # created_at to the microsecond: lists keep creation order within a second.
     created_at_s: float = 0.0
 
@@ -81,7 +90,13 @@ class Session:
         self.sandbox = sandbox
         self.last_active_at = time.time()
         self.lock = asyncio.Lock()
-        self.busy = 0
+        self.busy = 0  # executions and file operations running or queued
+        self.holds = 0  # responses under way in this session's conversation
+
+    @property
+    def idle(self) -> bool:
+        """Nothing runs in it and no response is using it: it may be ended for room."""
+        return self.busy == 0 and self.holds == 0
 
     @property
     def id(self) -> str:
@@ -106,17 +121,34 @@ class SessionManager:
             metrics=metrics,
         )
         self.pool = WarmPool(
-            self.factory, lambda: self._spec(settings.memory_limit, role="pool"), settings.pool_size
+            self.factory,
+            lambda: self._spec(settings.memory_limit, role="pool"),
+            minimum=settings.pool_size,
+            maximum=max(settings.pool_size, settings.pool_max),
+            max_starts=settings.max_concurrent_starts or max(2, os.cpu_count() or 2),
+            demand_window_s=settings.pool_demand_window_s,
         )
         self._sessions: dict[str, Session] = {}
         self._ended: dict[str, SessionInfo] = {}
         self._creating = 0
+        #: Live sessions at once: the setting, or what the engine's memory holds.
+        self.max_sessions = settings.max_sessions or DEFAULT_MAX_SESSIONS
         self._store = settings.data_dir / "sessions"
         self._reaper: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        if not self.settings.max_sessions:
+            capacity = await self.backend.capacity()
+            idle_bytes = self.settings.idle_session_mb * 1024**2
+            self.max_sessions = max(
+                1, int(capacity.memory_bytes * MEMORY_FOR_SESSIONS / idle_bytes)
+            )
+            log.info(
+                "at most %d live sessions: %.1f GiB of engine memory, %d MB per idle session",
+                self.max_sessions, capacity.memory_bytes / 1024**3, self.settings.idle_session_mb,
+            )  # fmt: skip
         self._store.mkdir(parents=True, exist_ok=True)
         await self._readopt()
         self.pool.start()
@@ -156,7 +188,7 @@ class SessionManager:
                 log.info("removing orphaned sandbox %s", record.id)
                 await self.backend.destroy(record.id)
                 if info is not None:
-                    self._mark_ended(info, "expired")
+                    self._mark_ended(info, "expired", "engine")
                 continue
             try:
                 sandbox = Sandbox(
@@ -168,19 +200,19 @@ class SessionManager:
                 # Whatever is wrong with one sandbox must not keep the service from starting.
                 log.warning("cannot re-adopt sandbox %s: %s", record.id, exc)
                 await self.backend.destroy(record.id)
-                self._mark_ended(info, "expired")
+                self._mark_ended(info, "expired", "engine")
                 continue
             try:
                 await sandbox.connect()
             except SandboxError:
                 await sandbox.close()
                 await self.backend.destroy(record.id)
-                self._mark_ended(info, "expired")
+                self._mark_ended(info, "expired", "engine")
                 continue
             self._sessions[info.id] = Session(info, sandbox)
             log.info("re-adopted session %s", info.id)
         for info in infos.values():  # their containers are gone
-            self._mark_ended(info, "expired")
+            self._mark_ended(info, "expired", "engine")
         self.metrics.live_sessions.set(len(self._sessions))
 
     # -- sessions --------------------------------------------------------------------
@@ -228,17 +260,15 @@ class SessionManager:
                 f"{self.settings.max_idle_ttl_minutes:g}",
                 param="expires_after.minutes",
             )
-        if len(self._sessions) + self._creating >= self.settings.max_sessions:
-            raise SessionLimitReached(
-                f"This server holds its maximum of {self.settings.max_sessions} live "
-                "containers. Delete one or retry later.",
-            )
+        self._check_key_quota(owner)
+        await self._make_room()
         self._creating += 1
         try:
             pooled = memory_limit == self.settings.memory_limit.lower()
-            sandbox = self.pool.claim() if pooled else None
-            source = "pool" if sandbox else "cold"
-            if sandbox is None:
+            source = "pool" if pooled and self.pool.ready else "cold"
+            if pooled:
+                sandbox = await self.pool.acquire()
+            else:
                 sandbox = await self.factory.start(self._spec(memory_limit, role="session"))
         finally:
             self._creating -= 1
@@ -260,6 +290,50 @@ class SessionManager:
         self.metrics.live_sessions.set(len(self._sessions))
         return session
 
+    def _check_key_quota(self, owner: str | None) -> None:
+        limit = self.settings.max_sessions_per_key
+        if owner is None or not limit:
+            return
+        held = sum(1 for s in self._sessions.values() if s.info.owner == owner)
+        if held >= limit:
+            raise SessionLimitReached(
+                f"This API key holds its maximum of {limit} live containers. Delete one, "
+                "or let one expire, and retry.",
+                retry_after_s=30,
+            )
+
+    async def _make_room(self) -> None:
+        """At the session limit, end the least recently used idle session (policy
+        evict-idle); 429 when every session is busy, or under the reject policy."""
+        if len(self._sessions) + self._creating < self.max_sessions:
+            return
+        if self.settings.capacity_policy == "evict-idle":
+            idle = [s for s in self._sessions.values() if s.idle]
+            if idle:
+                victim = min(idle, key=lambda s: s.last_active_at)
+                log.info("ending idle session %s to make room", victim.id)
+                self.metrics.evictions.inc()
+                await self._end(victim, "expired", reason="evicted")
+                return
+            raise SessionLimitReached(
+                f"This server holds its maximum of {self.max_sessions} live containers, and "
+                "every one of them is running code. Retry in a few seconds.",
+                retry_after_s=5,
+            )
+        raise SessionLimitReached(
+            f"This server holds its maximum of {self.max_sessions} live containers. "
+            "Delete one or retry later.",
+        )
+
+    @contextlib.asynccontextmanager
+    async def held(self, session: Session) -> AsyncIterator[None]:
+        """Keep a session from being ended for room while a response uses it."""
+        session.holds += 1
+        try:
+            yield
+        finally:
+            session.holds -= 1
+
     @staticmethod
     def new_session_id() -> str:
         return "cntr_" + secrets.token_hex(16)
@@ -270,10 +344,7 @@ class SessionManager:
             return session
         ended = self._ended.get(session_id)
         if ended is not None and ended.owner == owner and ended.status == "expired":
-            raise SessionExpired(
-                f"Container {session_id} expired after {ended.ttl_s / 60:g} idle minutes; "
-                "its memory and files are gone. Create a new container."
-            )
+            raise SessionExpired(expiry_message(ended, self.max_sessions))
         # Another owner's session is reported exactly like a missing one.
         raise SessionNotFound(f"No container found with id '{session_id}'.")
 
@@ -295,17 +366,22 @@ class SessionManager:
         session = self.get(session_id, owner)
         await self._end(session, "deleted")
 
-    async def _end(self, session: Session, status: Literal["expired", "deleted"]) -> None:
+    async def _end(
+        self, session: Session, status: Literal["expired", "deleted"], reason: str = "idle"
+    ) -> None:
         # Marked ended before the sandbox goes (which takes a while), so that a request
         # in between is told the container expired rather than that it never existed.
         self._sessions.pop(session.id, None)
-        self._mark_ended(session.info, status)
+        self._mark_ended(session.info, status, reason)
         self.metrics.live_sessions.set(len(self._sessions))
         await session.sandbox.close()
         await self.backend.destroy(session.sandbox.id)
 
-    def _mark_ended(self, info: SessionInfo, status: Literal["expired", "deleted"]) -> None:
+    def _mark_ended(
+        self, info: SessionInfo, status: Literal["expired", "deleted"], reason: str = "idle"
+    ) -> None:
         info.status = status
+        info.expired_reason = reason if status == "expired" else None
         if status == "deleted":
             # Nothing is answered about a deleted container but 404, so nothing of it is
             # kept (readiness checks create and delete one each time).
@@ -318,16 +394,24 @@ class SessionManager:
     async def _reap_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.reap_interval_s)
-            now = time.time()
-            for session in list(self._sessions.values()):
-                if session.busy == 0 and now >= session.expires_at():
-                    log.info("session %s expired", session.id)
-                    self.metrics.expiries.inc()
-                    try:
-                        await self._end(session, "expired")
-                    except Exception:
-                        # The reaper must outlive any one failure, or nothing expires again.
-                        log.exception("could not remove the sandbox of %s", session.id)
+            await self.reap()
+
+    async def reap(self, now: float | None = None) -> int:
+        """End every idle session past its deadline (as of ``now``, default the clock);
+        how many ended. The reaper calls it every ``reap_interval_s``."""
+        now = time.time() if now is None else now
+        ended = 0
+        for session in list(self._sessions.values()):
+            if session.idle and now >= session.expires_at():
+                log.info("session %s expired", session.id)
+                self.metrics.expiries.inc()
+                ended += 1
+                try:
+                    await self._end(session, "expired")
+                except Exception:
+                    # The reaper must outlive any one failure, or nothing expires again.
+                    log.exception("could not remove the sandbox of %s", session.id)
+        return ended
 
     @contextlib.asynccontextmanager
     async def using(self, session: Session) -> AsyncIterator[Sandbox]:
@@ -476,6 +560,20 @@ class SessionManager:
     @property
     def live_count(self) -> int:
         return len(self._sessions)
+
+
+def expiry_message(info: SessionInfo, max_sessions: int) -> str:
+    """What a client is told about a container that expired, and why."""
+    if info.expired_reason == "evicted":
+        why = (
+            f"was ended to make room for new containers (this server holds at most "
+            f"{max_sessions}, and it was the least recently used idle one)"
+        )
+    elif info.expired_reason == "engine":
+        why = "was lost when its container stopped (the Docker engine restarted, say)"
+    else:
+        why = f"expired after {info.ttl_s / 60:g} idle minutes"
+    return f"Container {info.id} {why}; its memory and files are gone. Create a new container."
 
 
 def _load_info(path: Path) -> SessionInfo | None:

@@ -1,13 +1,16 @@
-"""A pool of pre-warmed sandboxes: container up, kernel answering, pre-imports done."""
+"""A pool of pre-warmed sandboxes (container up, kernel answering, pre-imports done) that
+follows demand, and the factory that makes every sandbox."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from interpreter.errors import SandboxError
 from interpreter.metrics import Metrics
 from interpreter.sandboxes.base import SandboxBackend, SandboxSpec
 from interpreter.sandboxes.sandbox import Sandbox
@@ -17,6 +20,9 @@ log = logging.getLogger(__name__)
 LABEL_ROLE = "code-interpreter.role"
 MAX_BACKOFF_S = 30.0
 REFILL_DELAY_S = 1.0
+#: Claims within this window raise the pool's target; a pool this long without a claim
+#: is back at its minimum.
+DEMAND_WINDOW_S = 60.0
 
 
 class SandboxFactory:
@@ -60,31 +66,53 @@ class SandboxFactory:
 
 
 class WarmPool:
-    """Keeps ``size`` ready sandboxes. A claim takes one at once and starts a refill.
+    """Ready sandboxes, kept between ``minimum`` and ``maximum`` as demand goes.
 
-    Refill failures back off exponentially and are counted; a claim never waits for a
-    refill: an empty pool answers ``None`` and the caller starts a sandbox cold.
+    The target is the minimum plus the claims of the last ``demand_window_s`` seconds
+    (at most the maximum): a burst of conversations raises it at once, and a quiet minute
+    brings it back down, one surplus sandbox at a time.
 
-    A refill after claims waits ``refill_delay_s`` first: starting a sandbox takes a
-    second or two of CPU, and on a small machine it would double the time of the first
-    executions in the sandbox just claimed (claim to first ``1+1``: 25 ms -> 11 ms here).
-    The delay is taken once per refill, so a stream of claims cannot postpone it.
+    ``acquire`` takes a ready sandbox, or else the first one to finish starting,
+    whichever start that is: a claim never waits for a sandbox another claim was
+    waiting for, and every start begun for a claim that got another serves the next.
+    Up to ``max_starts`` sandboxes start at once (each takes a second or two of CPU).
+    Refill failures back off exponentially and are counted; a claim waiting meanwhile
+    gets the failure.
+
+    A refill after claims waits ``refill_delay_s`` first: on a small machine a start
+    doubled the time of the first executions in the sandbox just claimed (claim to first
+    ``1+1``: 25 ms -> 11 ms here). Claims that are waiting never wait for that.
     """
 
     def __init__(
         self,
         factory: SandboxFactory,
         spec_for_pool: Callable[[], SandboxSpec],
-        size: int,
+        minimum: int,
+        maximum: int | None = None,
+        max_starts: int = 2,
         refill_delay_s: float = REFILL_DELAY_S,
+        demand_window_s: float = DEMAND_WINDOW_S,
     ) -> None:
         self.factory = factory
         self.spec_for_pool = spec_for_pool
-        self.size = size
+        self.minimum = minimum
+        self.maximum = max(minimum, maximum if maximum is not None else minimum)
+        self.max_starts = max(1, max_starts)
         self.refill_delay_s = refill_delay_s
+        self.demand_window_s = demand_window_s
+        # While quiet, one surplus sandbox goes every this often.
+        self.shrink_every_s = demand_window_s / 12
         self._ready: list[Sandbox] = []
+        self._waiters: collections.deque[asyncio.Future[Sandbox]] = collections.deque()
+        self._starting: set[asyncio.Task[None]] = set()
+        self._claims: collections.deque[float] = collections.deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._backoff_until = 0.0
+        self._backoff = 0.5
+        self._next_shrink = 0.0
+        self._removing: set[asyncio.Task[None]] = set()
         self.consecutive_failures = 0
         self.last_error: str | None = None
 
@@ -92,40 +120,126 @@ class WarmPool:
     def ready(self) -> int:
         return len(self._ready)
 
-    def start(self) -> None:
-        if self.size > 0:
-            self._task = asyncio.create_task(self._refill_forever())
+    @property
+    def starting(self) -> int:
+        return len(self._starting)
 
-    def claim(self) -> Sandbox | None:
-        sandbox = self._ready.pop(0) if self._ready else None
+    @property
+    def target(self) -> int:
+        """How many ready sandboxes the pool aims for now."""
+        if self.maximum == 0:
+            return 0
+        now = time.monotonic()
+        while self._claims and now - self._claims[0] > self.demand_window_s:
+            self._claims.popleft()
+        return min(self.maximum, self.minimum + len(self._claims))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._refill_forever())
+
+    def _publish(self) -> None:
         self.factory.metrics.pool_ready.set(len(self._ready))
+
+    async def acquire(self) -> Sandbox:
+        """A ready sandbox: one waiting in the pool, or the next to finish starting."""
+        self._claims.append(time.monotonic())
+        if self._ready:
+            sandbox = self._ready.pop(0)
+            self._publish()
+            self._wake.set()
+            return sandbox
+        waiter: asyncio.Future[Sandbox] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         self._wake.set()
-        return sandbox
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._deliver(waiter.result())  # handed over just as we left: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def _deliver(self, sandbox: Sandbox) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(sandbox)
+                return
+        self._ready.append(sandbox)
+        self._publish()
+
+    def _fail_oldest_waiter(self, exc: Exception) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(exc)
+                return
+
+    async def _start_one(self) -> None:
+        try:
+            sandbox = await self.factory.start(self.spec_for_pool())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # whatever it is, the pool must go on refilling
+            self.consecutive_failures += 1
+            self.last_error = str(exc)
+            self.factory.metrics.pool_refill_failures.inc()
+            log.warning("warm pool start failed (%s); retrying in %.1fs", exc, self._backoff)
+            self._backoff_until = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+            self._fail_oldest_waiter(
+                exc if isinstance(exc, SandboxError) else SandboxError(str(exc))
+            )
+            return
+        finally:
+            self._wake.set()
+        self._backoff = 0.5
+        self.consecutive_failures = 0
+        self.last_error = None
+        self._deliver(sandbox)
+
+    def _launch(self) -> None:
+        task = asyncio.create_task(self._start_one())
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
 
     async def _refill_forever(self) -> None:
-        backoff = 0.5
+        last_claims = 0
         while True:
-            if len(self._ready) >= self.size:
-                self._wake.clear()
-                await self._wake.wait()
-                # Woken by a claim: let the claimant's first executions go first.
-                await asyncio.sleep(self.refill_delay_s)
-                continue
-            try:
-                sandbox = await self.factory.start(self.spec_for_pool())
-            except Exception as exc:  # whatever it is, the pool must go on refilling
-                self.consecutive_failures += 1
-                self.last_error = str(exc)
-                self.factory.metrics.pool_refill_failures.inc()
-                log.warning("warm pool refill failed (%s); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-                continue
-            backoff = 0.5
-            self.consecutive_failures = 0
-            self.last_error = None
-            self._ready.append(sandbox)
-            self.factory.metrics.pool_ready.set(len(self._ready))
+            waiting = sum(1 for w in self._waiters if not w.done())
+            wanted = waiting + self.target - len(self._ready) - len(self._starting)
+            now = time.monotonic()
+            if wanted > 0 and now >= self._backoff_until:
+                if not waiting and len(self._claims) != last_claims and self.refill_delay_s:
+                    # Claims just came: let the claimants' first executions go first.
+                    last_claims = len(self._claims)
+                    await asyncio.sleep(self.refill_delay_s)
+                    continue
+                while wanted > 0 and len(self._starting) < self.max_starts:
+                    self._launch()
+                    wanted -= 1
+            elif len(self._ready) > self.target and not self._starting and now >= self._next_shrink:
+                self._next_shrink = now + self.shrink_every_s
+                self._remove(self._ready.pop())
+                self._publish()
+            last_claims = len(self._claims)
+            self._wake.clear()
+            timeout = max(0.05, self._backoff_until - now) if wanted > 0 else self.shrink_every_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _remove(self, sandbox: Sandbox) -> None:
+        """Destroy a surplus sandbox in the background: claims must not wait for it."""
+
+        async def remove() -> None:
+            await sandbox.close()
+            await self.factory.backend.destroy(sandbox.id)
+
+        task = asyncio.create_task(remove())
+        self._removing.add(task)
+        task.add_done_callback(self._removing.discard)
 
     async def close(self) -> None:
         """Stop refilling and destroy the sandboxes nobody claimed."""
@@ -133,6 +247,17 @@ class WarmPool:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for task in list(self._starting):
+            task.cancel()
+        for task in list(self._starting):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(SandboxError("the service is stopping"))
+        for removal in list(self._removing):
+            with contextlib.suppress(Exception):
+                await removal
         ready, self._ready = self._ready, []
         for sandbox in ready:
             await sandbox.close()

@@ -52,6 +52,10 @@ class Service:
         body["http_status"] = response.status_code
         return body
 
+    def reap(self, now: float) -> int:
+        """Reap idle sessions as of ``now``, on the server's loop."""
+        return self.server.call(self.manager.reap(now))
+
     def health(self) -> dict[str, Any]:
         return self.http.get(f"{self.server.base_url}/healthz").json()  # type: ignore[no-any-return]
 

@@ -4,11 +4,13 @@ API keys keep each key's containers to itself."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import httpx
 import openai
 import pytest
 
+from tests.conftest import wait_until
 from tests.sessions.conftest import StartService
 
 pytestmark = pytest.mark.docker
@@ -122,8 +124,8 @@ def test_bad_requests_get_openai_errors(start_service: StartService) -> None:
     assert service.manager.live_count == 1
 
 
-def test_session_cap_answers_429(start_service: StartService) -> None:
-    service = start_service(max_sessions=2)
+def test_session_cap_answers_429_under_the_reject_policy(start_service: StartService) -> None:
+    service = start_service(max_sessions=2, capacity_policy="reject")
     v1 = service.server.v1
 
     async def create_four() -> list[httpx.Response]:
@@ -147,6 +149,51 @@ def test_session_cap_answers_429(start_service: StartService) -> None:
     first = next(r for r in responses if r.status_code == 200).json()["id"]
     service.client().containers.delete(first)
     assert service.client().containers.create(name="again").id.startswith("cntr_")
+
+
+def test_at_the_cap_the_least_recently_used_idle_session_makes_room(
+    start_service: StartService,
+) -> None:
+    service = start_service(max_sessions=2)
+    client = service.client()
+    oldest = client.containers.create(name="oldest")
+    newer = client.containers.create(name="newer")
+    service.execute(oldest.id, "x = 1")  # used last: the other one is now the oldest idle
+    third = client.containers.create(name="third")
+    assert {c.id for c in client.containers.list()} == {oldest.id, third.id}
+    with pytest.raises(openai.NotFoundError) as gone:
+        client.containers.retrieve(newer.id)
+    assert gone.value.code == "container_expired"
+    assert "to make room" in str(gone.value)
+    metrics = service.http.get(f"{service.server.base_url}/metrics").text
+    assert "interpreter_session_evictions_total 1.0" in metrics
+
+    # With every session running code there is nothing to end: 429, and a wait.
+    running = [
+        threading.Thread(target=service.execute, args=(box, "import time; time.sleep(30)"))
+        for box in (oldest.id, third.id)
+    ]
+    for thread in running:
+        thread.start()
+    wait_until(lambda: all(s.busy for s in service.manager.list(None)), timeout_s=60)
+    refused = service.http.post(f"{service.server.v1}/containers", json={"name": "fourth"})
+    assert_error(refused, 429, "session_limit_reached")
+    assert "running code" in refused.json()["error"]["message"]
+    assert int(refused.headers["retry-after"]) > 0
+    for box in (oldest.id, third.id):
+        service.http.post(f"{service.server.v1}/containers/{box}/interrupt")
+    for thread in running:
+        thread.join()
+
+
+def test_one_key_at_its_quota_does_not_affect_another(start_service: StartService) -> None:
+    service = start_service(api_keys="key-one, key-two", max_sessions_per_key=1)
+    one, two = service.client("key-one"), service.client("key-two")
+    one.containers.create(name="mine")
+    with pytest.raises(openai.RateLimitError) as refused:
+        one.containers.create(name="one too many")
+    assert "This API key holds its maximum of 1" in str(refused.value)
+    assert two.containers.create(name="theirs").id.startswith("cntr_")
 
 
 def test_api_keys_keep_containers_apart(start_service: StartService) -> None:

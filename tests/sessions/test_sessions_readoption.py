@@ -21,18 +21,15 @@ from tests.sessions.service_process import ServiceProcess
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-def containers_by_role(service_name: str) -> dict[str, set[str]]:
-    """Sandbox ids of one service's containers, by their role label."""
+def sandboxes_of(service_name: str) -> set[str]:
+    """Sandbox ids of one service's containers."""
     client = docker.from_env()
     try:
-        found: dict[str, set[str]] = {}
+        found: set[str] = set()
         for container in client.containers.list(
             all=True, filters={"label": f"code-interpreter.service={service_name}"}, sparse=True
         ):
-            labels = container.attrs["Labels"]
-            found.setdefault(labels["code-interpreter.role"], set()).add(
-                labels["code-interpreter.sandbox"]
-            )
+            found.add(container.attrs["Labels"]["code-interpreter.sandbox"])
         return found
     finally:
         client.close()
@@ -88,16 +85,25 @@ def test_killed_service_readopts_sessions_and_removes_orphans(
             files_before = {f.id: f.path for f in client.containers.files.list(kept.id)}
         # The warm pool full and no refill under way, so that nothing starts meanwhile.
         healthz = f"{first.base_url}/healthz"
-        wait_until(lambda: httpx.get(healthz).json()["pool"]["ready"] == 1, timeout_s=120)
-        before = containers_by_role(service_name)
-        assert len(before["session"] | before.get("pool", set())) >= 2
+        wait_until(
+            lambda: (
+                (pool := httpx.get(healthz).json()["pool"])["ready"] == pool["target"]
+                and not pool["starting"]
+            ),
+            timeout_s=120,
+        )
+        before = sandboxes_of(service_name)
     finally:
         first.signal(signal.SIGKILL)
 
     # Killed: nothing was cleaned up, the containers still run.
-    assert containers_by_role(service_name) == before
+    assert sandboxes_of(service_name) == before
+    records = tmp_path / "data" / "sessions"
+    kept_sandbox = json.loads((records / f"{kept.id}.json").read_text())["sandbox_id"]
+    lost_sandbox = json.loads((records / f"{lost.id}.json").read_text())
+    warm_before = before - {kept_sandbox, lost_sandbox["sandbox_id"]}
+    assert warm_before  # the pool's ready ones
     # While the service is down, one session's container goes away.
-    lost_sandbox = json.loads((tmp_path / "data" / "sessions" / f"{lost.id}.json").read_text())
     remove_sandbox(service_name, lost_sandbox["sandbox_id"])
 
     second = ServiceProcess.serve(tmp_path, service_name, "--cleanup-on-exit").start()
@@ -119,12 +125,12 @@ def test_killed_service_readopts_sessions_and_removes_orphans(
             content = client.containers.files.content.retrieve(uploaded.id, container_id=kept.id)
             assert content.read() == b"hello"
         # The old warm sandbox was nobody's: removed. The session's container stayed.
-        after = containers_by_role(service_name)
-        assert after["session"] == before["session"] - {lost_sandbox["sandbox_id"]}
-        assert not after.get("pool", set()) & before.get("pool", set())
+        after = sandboxes_of(service_name)
+        assert kept_sandbox in after and lost_sandbox["sandbox_id"] not in after
+        assert not after & warm_before
     finally:
         # uvicorn shuts down cleanly, then re-raises the signal it caught.
         assert second.signal(signal.SIGTERM) in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in second.log.read_text()
     # Stopped with --cleanup-on-exit: every container is gone.
-    assert not containers_by_role(service_name)
+    assert not sandboxes_of(service_name)

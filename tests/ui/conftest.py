@@ -35,6 +35,7 @@ def ui_settings(base: Path, run_id: str, model: str) -> Settings:
         run_root=base / "run",
         service_name=f"{run_id}-ui-{secrets.token_hex(2)}",
         pool_size=1,
+        pool_max=0,
         model=model,
     )
 

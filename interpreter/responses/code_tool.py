@@ -80,6 +80,8 @@ class CodeTool:
         self._encode = encode
         self._decode = decode
         self._session = session
+        if session is not None:
+            sessions.hold(session)
         self._notice = notice
         self._container_id = session.id if session else None
         self._creating: asyncio.Future[Session] | None = None
@@ -109,6 +111,7 @@ class CodeTool:
             memory_limit=auto.memory_limit,
             session_id=session_id,
         )
+        self._sessions.hold(session)
         for stored, content in uploads:
             await self._sessions.upload(session, stored.filename, content)
         return session
@@ -173,7 +176,10 @@ class CodeTool:
 
     async def close(self) -> None:
         """See a container creation through, so that the conversation keeps its container
-        even when the turn ended before its first call ran (a failure, a disconnect)."""
-        if self._creating is not None and not self._creating.done():
+        even when the turn ended before its first call ran (a failure, a disconnect); and
+        let the session be ended for room again."""
+        if self._creating is not None:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._creating)
+                self._session = await asyncio.shield(self._creating)
+        if self._session is not None:
+            self._sessions.release(self._session)

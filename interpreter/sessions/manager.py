@@ -325,14 +325,15 @@ class SessionManager:
             "Delete one or retry later.",
         )
 
-    @contextlib.asynccontextmanager
-    async def held(self, session: Session) -> AsyncIterator[None]:
-        """Keep a session from being ended for room while a response uses it."""
+    @staticmethod
+    def hold(session: Session) -> None:
+        """Keep a session from being ended for room while a response uses it; each hold
+        is ended by one ``release``."""
         session.holds += 1
-        try:
-            yield
-        finally:
-            session.holds -= 1
+
+    @staticmethod
+    def release(session: Session) -> None:
+        session.holds = max(0, session.holds - 1)
 
     @staticmethod
     def new_session_id() -> str:

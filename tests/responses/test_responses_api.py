@@ -315,7 +315,7 @@ def test_disconnect_mid_stream_cancels_and_sandbox_survives(start) -> None:
             json={"code": "print(x)", "timeout": 5},
             timeout=30,
         ).json()
-        if result["status"] == "ok":
+        if result.get("status") == "ok":
             break
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, result["outputs"]
     assert result["outputs"][0]["text"] == "1\n"

@@ -67,7 +67,9 @@ export class Completer {
     const start = utf16(code, reply.cursor_start);
     const end = utf16(code, reply.cursor_end);
     if (!matches.length) {
-      this.showHelp(cell, document.createTextNode("No completions."), { transient: true });
+      // IPython's completer reads live objects: what a cell defines counts once it ran.
+      const text = "No completions. (They come from what the kernel holds: run a cell first to complete what it defines.)";
+      this.showHelp(cell, document.createTextNode(text), { transient: true });
       return;
     }
     if (matches.length === 1) {

@@ -58,6 +58,14 @@ class SessionLimitReached(InterpreterError):
         self.retry_after_s = retry_after_s
 
 
+class KernelBusy(InterpreterError):
+    """The kernel is running code, or did not answer a quick question in time."""
+
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "kernel_busy"
+
+
 class SandboxError(InterpreterError):
     """The sandbox could not be created or reached."""
 

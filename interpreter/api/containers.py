@@ -1,4 +1,5 @@
-"""Containers API (OpenAI's shapes) plus execute, interrupt and restart (ours)."""
+"""Containers API (OpenAI's shapes) plus execute, interrupt and restart, and questions to
+the kernel: completions, help and variables (ours)."""
 
 from __future__ import annotations
 
@@ -224,3 +225,36 @@ async def restart(container_id: str, request: Request, owner: Owner) -> dict[str
     session = manager.get(container_id, owner)
     await manager.restart(session)
     return {"id": session.id, "restarted": True}
+
+
+# -- questions to the kernel (beyond OpenAI) ----------------------------------------------
+
+
+@router.post("/{container_id}/complete")
+async def complete(
+    container_id: str, body: protocol.CompleteRequest, request: Request, owner: Owner
+) -> dict[str, Any]:
+    """The kernel's completions at ``cursor_pos``; 409 ``kernel_busy`` while code runs."""
+    manager = sessions(request)
+    session = manager.get(container_id, owner)
+    return protocol.completion_object(await manager.complete(session, body.code, body.cursor))
+
+
+@router.post("/{container_id}/inspect")
+async def inspect(
+    container_id: str, body: protocol.InspectRequest, request: Request, owner: Owner
+) -> dict[str, Any]:
+    """The kernel's help for the name at ``cursor_pos`` (``detail_level`` 1: with source)."""
+    manager = sessions(request)
+    session = manager.get(container_id, owner)
+    found = await manager.inspect(session, body.code, body.cursor, body.detail_level)
+    return protocol.inspection_object(found)
+
+
+@router.get("/{container_id}/variables")
+async def variables(container_id: str, request: Request, owner: Owner) -> dict[str, Any]:
+    """The user's variables (name, type, shape, length, dtype, a short value), read by a
+    silent execution that leaves the execution count as it was."""
+    manager = sessions(request)
+    session = manager.get(container_id, owner)
+    return protocol.variables_object(await manager.variables(session))

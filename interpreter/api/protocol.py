@@ -9,8 +9,9 @@ from typing import Any, Literal, get_args
 from openai.types.container_retrieve_response import ContainerRetrieveResponse, NetworkPolicy
 from openai.types.container_retrieve_response import ExpiresAfter as ExpiresAfterWire
 from openai.types.containers.file_retrieve_response import FileRetrieveResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from interpreter.sandboxes.introspection import Completion, Inspection, Namespace
 from interpreter.sandboxes.outputs import DisplayOutput, ExecutionResult, Output
 from interpreter.sessions.manager import FileRecord, Session
 
@@ -47,6 +48,38 @@ class ExecuteRequest(BaseModel):
     code: str = Field(max_length=1_000_000)
     timeout: float | None = Field(default=None, gt=0, description="seconds")
     stream: bool = False
+
+
+class CodeAtCursor(BaseModel):
+    """Code and a cursor in it. As in the Jupyter protocol, ``cursor_pos`` counts
+    Unicode code points (Python's string indices), not UTF-16 units; it defaults to the
+    end of the code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(max_length=1_000_000)
+    cursor_pos: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _cursor_inside(self) -> CodeAtCursor:
+        if self.cursor_pos is None:
+            self.cursor_pos = len(self.code)
+        elif self.cursor_pos > len(self.code):
+            raise ValueError("cursor_pos is past the end of the code")
+        return self
+
+    @property
+    def cursor(self) -> int:
+        assert self.cursor_pos is not None
+        return self.cursor_pos
+
+
+class CompleteRequest(CodeAtCursor):
+    pass
+
+
+class InspectRequest(CodeAtCursor):
+    detail_level: Literal[0, 1] = 0
 
 
 class FileCreateJSON(BaseModel):
@@ -104,6 +137,29 @@ def execution_object(result: ExecutionResult) -> dict[str, Any]:
         "truncated": result.truncated,
         "kernel_restarted": result.kernel_restarted,
         "notice": result.notice,
+    }
+
+
+def completion_object(completion: Completion) -> dict[str, Any]:
+    return {
+        "object": "container.completion",
+        "matches": completion.matches,
+        "cursor_start": completion.cursor_start,
+        "cursor_end": completion.cursor_end,
+        "types": completion.types,
+    }
+
+
+def inspection_object(inspection: Inspection) -> dict[str, Any]:
+    return {"object": "container.inspection", "found": inspection.found, "data": inspection.data}
+
+
+def variables_object(namespace: Namespace) -> dict[str, Any]:
+    return {
+        "object": "container.variables",
+        "execution_count": namespace.execution_count,
+        "variables": [asdict(v) for v in namespace.variables],
+        "truncated": namespace.truncated,
     }
 
 

@@ -127,6 +127,21 @@ class KernelConnection:
         sent = asyncio.ensure_future(self._sockets[channel].send_multipart(frames))
         sent.add_done_callback(_report_send_failure)
 
+    async def request(
+        self, msg_type: str, content: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        """Send one shell request and return its reply's content; TimeoutError if none
+        comes in time (a kernel answers shell requests one at a time, after any code it
+        is running). What the request prints on iopub is not collected."""
+        msg = self.message(msg_type, content)
+        with self.route(msg) as queue:
+            self.post("shell", msg)
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    channel, reply = await queue.get()
+                    if channel == "shell":
+                        return cast(dict[str, Any], reply["content"])
+
     async def wait_ready(self, timeout_s: float) -> None:
         """Wait until the kernel answers ``kernel_info`` on shell *and* iopub.
 

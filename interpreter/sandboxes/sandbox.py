@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from interpreter.errors import SandboxError
+from interpreter.errors import KernelBusy, SandboxError
+from interpreter.sandboxes import introspection
 from interpreter.sandboxes.agent import AgentClient
 from interpreter.sandboxes.base import SandboxRecord
+from interpreter.sandboxes.introspection import Completion, Inspection, Namespace
 from interpreter.sandboxes.kernel import KernelConnection
 from interpreter.sandboxes.outputs import (
     ClearOutput,
@@ -136,6 +138,8 @@ class Sandbox:
         self._kernel_session: str | None = None
         # A death already reported in a result; the next result only adds the notice.
         self._death_reported = False
+        # The kernel session whose completer was set up (see introspection).
+        self._completer_session: str | None = None
 
     async def connect(self) -> None:
         """Open the sockets and wait until the kernel answers on every channel."""
@@ -355,6 +359,58 @@ class Sandbox:
                 await collector.add(ClearOutput())
         assert seen.reply is not None
         return (seen.reply["status"], seen.reply.get("execution_count"))
+
+    # -- questions to an idle kernel (callers hold the session, as for execute) ----------
+
+    async def complete(self, code: str, cursor_pos: int) -> Completion:
+        if self._completer_session != self.kernel.kernel_session:
+            # Once per kernel (a restarted one starts with jedi again).
+            await self._ask(
+                "execute_request",
+                introspection.completer_setup_content(),
+                introspection.COMPLETE_TIMEOUT_S,
+            )
+            self._completer_session = self.kernel.kernel_session
+        reply = await self._ask(
+            "complete_request",
+            introspection.complete_content(code, cursor_pos),
+            introspection.COMPLETE_TIMEOUT_S,
+        )
+        return introspection.parse_completion(reply, code, cursor_pos)
+
+    async def inspect(self, code: str, cursor_pos: int, detail_level: int) -> Inspection:
+        reply = await self._ask(
+            "inspect_request",
+            introspection.inspect_content(code, cursor_pos, detail_level),
+            introspection.INSPECT_TIMEOUT_S,
+        )
+        return introspection.parse_inspection(reply)
+
+    async def variables(self) -> Namespace:
+        """The user's variables, from a silent execution that leaves the execution
+        count and the namespace as they were."""
+        try:
+            reply = await self._ask(
+                "execute_request",
+                introspection.variables_content(),
+                introspection.VARIABLES_TIMEOUT_S,
+            )
+        except KernelBusy:
+            # Still describing (a slow property?): stop it, or the next cell would wait.
+            await self.agent.interrupt()
+            raise
+        try:
+            return introspection.parse_namespace(reply)
+        except introspection.NamespaceUnreadable as exc:
+            raise SandboxError(f"the kernel could not list its variables: {exc}") from exc
+
+    async def _ask(
+        self, msg_type: str, content: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        try:
+            return await self.kernel.request(msg_type, content, timeout_s)
+        except TimeoutError as exc:
+            raise KernelBusy(f"The kernel did not answer within {timeout_s:g} seconds.") from exc
 
     async def interrupt(self) -> bool:
         return await self.agent.interrupt()

@@ -26,6 +26,7 @@ from interpreter.config import Settings, parse_size
 from interpreter.errors import (
     FileNotFound,
     InvalidRequest,
+    KernelBusy,
     PayloadTooLarge,
     SandboxError,
     SessionExpired,
@@ -35,6 +36,7 @@ from interpreter.errors import (
 from interpreter.metrics import Metrics
 from interpreter.sandboxes.agent import SandboxFile
 from interpreter.sandboxes.base import SandboxBackend, SandboxSpec
+from interpreter.sandboxes.introspection import Completion, Inspection, Namespace
 from interpreter.sandboxes.outputs import ExecutionResult
 from interpreter.sandboxes.sandbox import OutputCallback, Sandbox
 from interpreter.sessions.pool import LABEL_ROLE, SandboxFactory, WarmPool
@@ -48,6 +50,8 @@ MEMORY_FOR_SESSIONS = 0.85
 #: The session limit before the engine's memory is known (start() replaces it).
 DEFAULT_MAX_SESSIONS = 64
 DATA_ROOT = "/mnt/data"
+# How long a question to the kernel (completion, help, variables) waits for it to be free.
+QUESTION_WAIT_S = 2.0
 # Names a client may give a file: no path separators, no control characters, no
 # leading dot (which would hide it), and not too long.
 FILE_NAME = re.compile(r"^[^/\\\x00-\x1f\x7f.][^/\\\x00-\x1f\x7f]{0,254}$")
@@ -470,6 +474,49 @@ class SessionManager:
         async with self.using(session) as sandbox:
             await sandbox.restart()
         self.metrics.kernel_restarts.labels("request").inc()
+
+    # -- questions to the kernel: completion, help, variables ----------------------------
+
+    @contextlib.asynccontextmanager
+    async def _idle_kernel(self, session: Session) -> AsyncIterator[Sandbox]:
+        """The sandbox, once its kernel is free. These questions wait a moment for a short
+        execution (or another question) to end, but never queue behind long-running code
+        (a person pressing Tab would wait for it): then they are refused."""
+        session.busy += 1
+        session.touch()
+        try:
+            try:
+                async with asyncio.timeout(QUESTION_WAIT_S):
+                    await session.lock.acquire()
+            except TimeoutError:
+                raise KernelBusy("The kernel is running code; ask again when it is idle.") from None
+            try:
+                if session.id not in self._sessions:
+                    raise self._gone(session)
+                yield session.sandbox
+            except (SandboxError, OSError) as exc:
+                if session.id not in self._sessions:
+                    raise self._gone(session) from exc
+                raise
+            finally:
+                session.lock.release()
+        finally:
+            session.busy -= 1
+            session.touch()
+
+    async def complete(self, session: Session, code: str, cursor_pos: int) -> Completion:
+        async with self._idle_kernel(session) as sandbox:
+            return await sandbox.complete(code, cursor_pos)
+
+    async def inspect(
+        self, session: Session, code: str, cursor_pos: int, detail_level: int
+    ) -> Inspection:
+        async with self._idle_kernel(session) as sandbox:
+            return await sandbox.inspect(code, cursor_pos, detail_level)
+
+    async def variables(self, session: Session) -> Namespace:
+        async with self._idle_kernel(session) as sandbox:
+            return await sandbox.variables()
 
     # -- files -----------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 // The service's HTTP API as the page uses it: the Containers API (plus our execute,
-// interrupt and restart) and the Responses API, with server-sent events read from
+// interrupt, restart, complete, inspect and variables) and the Responses API, with server-sent events read from
 // fetch streams. Errors come back as ApiError (the service answered) or
 // ServiceUnreachable (it did not).
 
@@ -16,6 +16,11 @@ export class ApiError extends Error {
   /** The container is gone for good: expired after idling, or unknown to the service. */
   get containerGone() {
     return this.status === 404 && (this.code === "container_expired" || this.code === "not_found");
+  }
+
+  /** The kernel is running code (or did not answer a quick question in time). */
+  get kernelBusy() {
+    return this.status === 409 && this.code === "kernel_busy";
   }
 }
 
@@ -146,6 +151,25 @@ export const containers = {
     form.append("file", file, file.name);
     return (await json("POST", `/v1/containers/${encodeURIComponent(id)}/files`, { body: form }))
       .body;
+  },
+  async deleteFile(id, fileId) {
+    return (await json("DELETE", `/v1/containers/${encodeURIComponent(id)}/files/${encodeURIComponent(fileId)}`)).body;
+  },
+  /** The kernel's completions; ``cursorPos`` counts code points, as Python does. */
+  async complete(id, code, cursorPos, { signal } = {}) {
+    return (await json("POST", `/v1/containers/${encodeURIComponent(id)}/complete`, {
+      json: { code, cursor_pos: cursorPos },
+      signal,
+    })).body;
+  },
+  async inspect(id, code, cursorPos, detailLevel = 0, { signal } = {}) {
+    return (await json("POST", `/v1/containers/${encodeURIComponent(id)}/inspect`, {
+      json: { code, cursor_pos: cursorPos, detail_level: detailLevel },
+      signal,
+    })).body;
+  },
+  async variables(id) {
+    return (await json("GET", `/v1/containers/${encodeURIComponent(id)}/variables`)).body;
   },
   fileUrl(containerId, fileId) {
     return `/v1/containers/${encodeURIComponent(containerId)}/files/${encodeURIComponent(fileId)}/content`;

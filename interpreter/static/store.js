@@ -1,7 +1,7 @@
 // What the page remembers in localStorage. The conversation itself lives in the
 // service's response store; here are only its heads (last response id, container id,
 // title) and what the store does not hold: cells run by hand, edits to the model's
-// cells, and an unsent draft.
+// cells and their execution counts, attachments, and an unsent draft.
 
 const INDEX_KEY = "ci.conversations.v1";
 const CURRENT_KEY = "ci.current.v1";
@@ -49,6 +49,15 @@ export function saveConversation(head) {
   write(INDEX_KEY, list.slice(0, 200));
 }
 
+/** The stored local state of a conversation, as saved (for undoing a removal). */
+export function readLocalRaw(id) {
+  return read(LOCAL_PREFIX + id, null);
+}
+
+export function writeLocalRaw(id, value) {
+  if (value) write(LOCAL_PREFIX + id, value);
+}
+
 export function forgetConversation(id) {
   write(
     INDEX_KEY,
@@ -69,12 +78,26 @@ export function setCurrentConversationId(id) {
   write(CURRENT_KEY, id);
 }
 
-/** ``{handCells: [...], edits: {itemId: {...}}, draft: ""}`` of one conversation. */
+/** What one conversation keeps in the browser (see conversation.js for each field). */
 export function loadLocal(id) {
-  const local = read(LOCAL_PREFIX + id, {});
+  return normalizeLocal(read(LOCAL_PREFIX + id, {}));
+}
+
+export function blankLocal() {
+  return normalizeLocal({});
+}
+
+function normalizeLocal(local) {
+  const object = (value) => (value && typeof value === "object" && !Array.isArray(value) ? value : {});
+  const list = (value) => (Array.isArray(value) ? value : []);
   return {
-    handCells: Array.isArray(local.handCells) ? local.handCells : [],
-    edits: local.edits && typeof local.edits === "object" ? local.edits : {},
+    handCells: list(local.handCells),
+    edits: object(local.edits),
+    counts: object(local.counts),
+    collapsed: object(local.collapsed),
+    attachments: object(local.attachments),
+    pending: list(local.pending),
+    unsent: list(local.unsent),
     draft: typeof local.draft === "string" ? local.draft : "",
   };
 }

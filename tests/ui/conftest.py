@@ -2,7 +2,8 @@
 
 One server per test module (real Docker sandboxes; the real demo model where a module
 asks for it); each test gets a fresh browser context, so its localStorage starts empty.
-Screenshots go to artifacts/ui/ for people to look at.
+Screenshots go to artifacts/ui/ for people to look at. Each test walks through several
+features on one page, so that the suite stays quick on a two-core machine.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from tests.conftest import REPO, RunningServer, start_server
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = REPO / "artifacts" / "ui"
-WIDE = ViewportSize(width=1280, height=860)
-NARROW = ViewportSize(width=400, height=820)
+WIDE = ViewportSize(width=1280, height=800)
+NARROW = ViewportSize(width=420, height=860)
 # Generous: sandboxes start and the model runs on a busy 2-core machine.
 TIMEOUT_MS = 90_000
 expect.set_options(timeout=TIMEOUT_MS)
@@ -80,6 +81,8 @@ def page(
         viewport=WIDE, base_url=ui_server.base_url, reduced_motion="reduce"
     )
     context.set_default_timeout(TIMEOUT_MS)
+    # The copy buttons write to the clipboard; tests read it back.
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

@@ -137,7 +137,9 @@ def error_text(error: ErrorOutput) -> str:
     lines = ANSI.sub("", "\n".join(error.traceback)).splitlines()
     tail = [line for line in lines if line.strip()][-TRACEBACK_TAIL_LINES:]
     summary = f"{error.ename}: {error.evalue}"
-    if not tail or tail[-1].strip() != summary.strip():
+    # A traceback usually ends with its own summary line; a SyntaxError's ends with the
+    # message alone while evalue adds the file and line: one of the two is enough.
+    if not tail or not tail[-1].strip().startswith(f"{error.ename}:"):
         tail.append(summary)
     return "\n".join(tail)
 

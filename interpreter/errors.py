@@ -10,6 +10,8 @@ class InterpreterError(Exception):
     status_code = 500
     error_type = "server_error"
     code: str | None = None
+    #: Seconds a client should wait before trying again (a Retry-After header), if any.
+    retry_after_s: int | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -48,14 +50,18 @@ class PayloadTooLarge(InterpreterError):
     code = "file_too_large"
 
 
-class SessionLimitReached(InterpreterError):
+class RateLimited(InterpreterError):
     status_code = 429
     error_type = "rate_limit_error"
-    code = "session_limit_reached"
+    code = "rate_limit_exceeded"
 
     def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class SessionLimitReached(RateLimited):
+    code = "session_limit_reached"
 
 
 class KernelBusy(InterpreterError):

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from interpreter.errors import InterpreterError, SessionLimitReached
+from interpreter.errors import InterpreterError
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
 
 def error_response(exc: InterpreterError) -> JSONResponse:
     headers = {}
-    if isinstance(exc, SessionLimitReached):
+    if exc.retry_after_s is not None:
         headers["Retry-After"] = str(exc.retry_after_s)
     return JSONResponse(
         error_body(exc.message, exc.error_type, exc.param, exc.code),

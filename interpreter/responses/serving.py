@@ -26,6 +26,7 @@ from interpreter.errors import (
     InterpreterError,
     InvalidRequest,
     NotFound,
+    RateLimited,
     SessionExpired,
     SessionLimitReached,
     SessionNotFound,
@@ -101,6 +102,7 @@ class ResponsesService:
     ) -> Turn:
         config = request.code_interpreter()
         request.check_includes()
+        self._check_key_quota(owner)
         if request.background and not request.store:
             raise InvalidRequest("background responses must be stored (store=true).", param="store")
         if request.background and request.stream:
@@ -196,6 +198,17 @@ class ResponsesService:
             root_id=root_id,
         )
         return turn
+
+    def _check_key_quota(self, owner: str | None) -> None:
+        limit = self.settings.max_responses_per_key
+        if owner is None or not limit:
+            return
+        if sum(1 for turn in self._live.values() if turn.owner == owner) >= limit:
+            raise RateLimited(
+                f"This API key has {limit} responses under way, its maximum. Retry when one "
+                "has finished.",
+                retry_after_s=2,
+            )
 
     async def _previous(
         self, request: ResponsesRequest, owner: str | None

@@ -19,9 +19,15 @@ def start(make_settings: Callable[..., Any], serve: Callable[..., RunningServer]
     clients: list[OpenAI] = []
 
     def start(
-        completions: list[str], *, max_context: int | None = None, **settings: Any
+        completions: list[str],
+        *,
+        max_context: int | None = None,
+        token_delay_s: float = 0.0,
+        **settings: Any,
     ) -> tuple[OpenAI, ScriptedGenerator, RunningServer]:
-        double = ScriptedGenerator(completions, max_context=max_context)
+        double = ScriptedGenerator(
+            completions, max_context=max_context, token_delay_s=token_delay_s
+        )
         app = create_app(make_settings(**settings), generator=double, cleanup_on_exit=True)
         server = serve(app)
         client = OpenAI(base_url=server.v1, api_key="unused", max_retries=0)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai import OpenAI
 from openai.types.responses import Response, ResponseCodeInterpreterToolCall
 
 from model_runner.errors import InvalidGenerationRequest
@@ -319,3 +320,24 @@ def test_disconnect_mid_stream_cancels_and_sandbox_survives(start) -> None:
             break
         assert time.monotonic() < deadline, result["outputs"]
     assert result["outputs"][0]["text"] == "1\n"
+
+
+def test_one_key_at_its_response_quota_does_not_affect_another(start) -> None:
+    long_answer = final("word " * 400)  # a few seconds at the double's pace
+    _, _, server = start(
+        [long_answer, final("done"), final("done")],
+        token_delay_s=0.01,
+        api_keys="key-a,key-b",
+        max_responses_per_key=1,
+    )
+    with (
+        OpenAI(base_url=server.v1, api_key="key-a", max_retries=0) as key_a,
+        OpenAI(base_url=server.v1, api_key="key-b", max_retries=0) as key_b,
+    ):
+        running = key_a.responses.create(model="scripted", input="long", background=True)
+        with pytest.raises(openai.RateLimitError) as refused:
+            key_a.responses.create(model="scripted", input="another")
+        assert "This API key has 1 responses under way" in str(refused.value)
+        assert refused.value.response.headers["retry-after"]
+        assert key_b.responses.create(model="scripted", input="mine").status == "completed"
+        key_a.responses.cancel(running.id)

@@ -6,8 +6,10 @@ import argparse
 import ipaddress
 import logging
 import sys
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from interpreter.api.app import create_app, load_model
 from interpreter.config import Settings
@@ -59,7 +61,24 @@ def main(argv: list[str] | None = None) -> None:
     except ModelRunnerError as exc:
         sys.exit(f"Cannot start with INTERPRETER_MODEL={settings.model}: {exc}")
     app = create_app(settings, generator=generator, cleanup_on_exit=args.cleanup_on_exit)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
+    GracefulServer(config, app).run()
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn, telling the service as soon as a stop is asked for: uvicorn waits for
+    open connections to close before the app's own shutdown, and a streamed response
+    stays open until it is told to end (with a final event rather than a cut)."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        responses = getattr(self.app.state, "responses", None)
+        if responses is not None:
+            responses.begin_shutdown()
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

@@ -84,3 +84,27 @@ class StorageFull(InterpreterError):
     status_code = 507
     error_type = "invalid_request_error"
     code = "storage_full"
+
+
+class StoreFull(InterpreterError):
+    """The service's own data folder is full."""
+
+    status_code = 507
+    error_type = "server_error"
+    code = "insufficient_storage"
+
+
+class StoreUnavailable(InterpreterError):
+    status_code = 503
+    error_type = "server_error"
+    code = "store_unavailable"
+    retry_after_s = 5
+
+
+class ServiceStopping(InterpreterError):
+    """The service is shutting down."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "server_shutting_down"
+    retry_after_s = 5

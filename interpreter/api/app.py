@@ -65,6 +65,8 @@ def create_app(
         app.state.started_at = int(time.time())
         try:
             await manager.start()
+            if responses_service is not None:
+                await responses_service.recover()
             yield
         finally:
             if responses_service is not None:

@@ -42,6 +42,7 @@ async def create_response(body: ResponsesRequest, request: Request, owner: Owner
     turn = await service.prepare(
         body, owner, str(request.base_url), request.headers.get("x-session-affinity")
     )
+    await service.begin(turn)
     if body.background:
         return JSONResponse(await service.start_background(turn))
     if not body.stream:

@@ -27,15 +27,15 @@ from interpreter.errors import (
     InvalidRequest,
     NotFound,
     RateLimited,
+    ServiceStopping,
     SessionExpired,
-    SessionLimitReached,
     SessionNotFound,
 )
 from interpreter.files import FileStore
 from interpreter.metrics import Metrics
 from interpreter.responses.code_tool import EXPIRED_NOTICE, CodeTool
 from interpreter.responses.conversation import input_to_messages
-from interpreter.responses.events import TurnFailed, TurnIncomplete
+from interpreter.responses.events import LoopEvent, ToolFinished, TurnFailed, TurnIncomplete
 from interpreter.responses.loop import ContextOverflow, ModelToolLoop, ModelTurn, Sampling
 from interpreter.responses.protocol import ResponsesRequest
 from interpreter.responses.scheduler import BACKGROUND, INTERACTIVE, AdmissionGate
@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 # The most output tokens a request may ask for.
 MAX_OUTPUT_TOKENS_CAP = 32_768
 
+STOPPING_MESSAGE = (
+    "The service is shutting down: this response was stopped before it finished. Send it "
+    "again in a moment."
+)
+
 
 @dataclass
 class Turn:
@@ -65,6 +70,8 @@ class Turn:
     system: SystemPrompt
     input_items: list[dict[str, Any]]
     root_id: str
+    #: For a background response: what ``recover`` needs to run it again.
+    replay: dict[str, Any] | None = None
 
     @property
     def container_id(self) -> str | None:
@@ -94,12 +101,20 @@ class ResponsesService:
         self._live: dict[str, Turn] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._background_slots = asyncio.Semaphore(settings.background_workers)
+        self._stopping = asyncio.Event()
 
     # -- preparing a turn (errors here are HTTP errors) --------------------------------
 
     async def prepare(
-        self, request: ResponsesRequest, owner: str | None, base_url: str, affinity: str | None
+        self,
+        request: ResponsesRequest,
+        owner: str | None,
+        base_url: str,
+        affinity: str | None,
+        *,
+        response_id: str | None = None,
     ) -> Turn:
+        """The turn ``request`` asks for; ``response_id`` names one being run again."""
         config = request.code_interpreter()
         request.check_includes()
         self._check_key_quota(owner)
@@ -130,7 +145,7 @@ class ResponsesService:
         prefix = [system.to_message()]
         if instructions:
             prefix.append(developer_message(instructions))
-        response_id = new_id("resp")
+        response_id = response_id or new_id("resp")
         root_id = previous.root_id if previous else response_id
         max_calls = self.settings.max_tool_calls
         if request.max_tool_calls is not None:
@@ -196,7 +211,13 @@ class ResponsesService:
             system=system,
             input_items=_input_items(request.input),
             root_id=root_id,
-        )
+            replay=(
+                {"request": request.model_dump(mode="json", exclude_unset=True),
+                 "base_url": base_url, "affinity": affinity}
+                if request.background
+                else None
+            ),
+        )  # fmt: skip
         return turn
 
     def _check_key_quota(self, owner: str | None) -> None:
@@ -287,11 +308,19 @@ class ResponsesService:
 
     # -- running ------------------------------------------------------------------------
 
+    async def begin(self, turn: Turn) -> None:
+        """Store the response as under way before it runs, so that it is never lost: a
+        restart marks it failed, or runs a background one again (``recover``). A store
+        that cannot take it (a full disk) answers the request with its error."""
+        await self._save(turn)
+
     async def events(self, turn: Turn) -> AsyncIterator[Event]:
-        """Run the turn, yielding every event; the response is stored at the end.
+        """Run the turn, yielding every event; the response is stored at the end, and
+        after each execution (so a crash leaves a record of code that ran).
 
         If the consumer stops early (a client disconnected), generation and any running
-        execution are cancelled; the sandbox and its state survive.
+        execution are cancelled; the sandbox and its state survive. If the service stops
+        meanwhile, the turn ends with a final ``response.failed`` that says so.
         """
         writer = turn.writer
         self._live[turn.id] = turn
@@ -301,9 +330,15 @@ class ResponsesService:
                 yield event
             status, error, reason = "completed", None, None
             try:
-                async for loop_event in self.loop.run(turn.model, turn.tool):
+                async for loop_event in self._until_stopping(self.loop.run(turn.model, turn.tool)):
                     for event in writer.apply(loop_event):
                         yield event
+                    if isinstance(loop_event, ToolFinished):
+                        await self._save_quietly(turn)
+            except ServiceStopping:
+                if turn.request.background:
+                    raise  # left unfinished, to run again at the next start
+                status, error = "failed", ("server_error", STOPPING_MESSAGE)
             except TurnIncomplete as exc:
                 status, reason = "incomplete", exc.reason
             except TurnFailed as exc:
@@ -312,26 +347,52 @@ class ResponsesService:
                 # A prompt too long, a runner unreachable or gone mid-stream.
                 status, error = "failed", ("server_error", f"The model failed: {exc}")
             except InterpreterError as exc:
-                code = (
-                    "rate_limit_exceeded"
-                    if isinstance(exc, SessionLimitReached)
-                    else "server_error"
-                )
+                code = "rate_limit_exceeded" if isinstance(exc, RateLimited) else "server_error"
                 status, error = "failed", (code, exc.message)
             final = writer.finish(status, turn.model.usage, error=error, incomplete_reason=reason)  # type: ignore[arg-type]
             await self._close_tool(turn)
-            await self._save(turn)
+            await self._save_quietly(turn)
             finished = True
             self.metrics.responses.labels(status).inc()
             if final is not None:
                 yield final
         finally:
             if not finished:
-                writer.finish("cancelled", turn.model.usage)
+                if self._stopping.is_set() and turn.request.background:
+                    # Left to be run again at the next start (see recover).
+                    writer.body.status = "queued"
+                else:
+                    writer.finish("cancelled", turn.model.usage)
                 self.metrics.responses.labels("cancelled").inc()
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._close_and_save(turn))
             self._live.pop(turn.id, None)
+
+    async def _until_stopping(self, events: AsyncIterator[LoopEvent]) -> AsyncIterator[LoopEvent]:
+        """``events``, until the service begins to stop: then the step under way is
+        cancelled (a generation stops, an execution is interrupted) and ``ServiceStopping``
+        ends the turn. Each step runs as a task of its own, so it must be cancelled here
+        whenever this generator is left early (a client gone, a cancel)."""
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        step: asyncio.Future[LoopEvent] | None = None
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(events))
+                await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    raise ServiceStopping(STOPPING_MESSAGE)
+                try:
+                    event = step.result()
+                except StopAsyncIteration:
+                    return
+                yield event
+        finally:
+            stopping.cancel()
+            if step is not None and not step.done():
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
+            await events.aclose()  # type: ignore[attr-defined]
 
     async def _close_tool(self, turn: Turn) -> None:
         if turn.tool is not None:
@@ -354,8 +415,17 @@ class ResponsesService:
                 conversation_date=turn.system.conversation_start_date,
                 container_id=turn.container_id,
                 root_id=turn.root_id,
+                request=turn.replay,
             )
         )
+
+    async def _save_quietly(self, turn: Turn) -> None:
+        """Store the turn; a store that cannot (a full disk) must not cost the client the
+        answer it is being sent: that is logged, and the answer goes out."""
+        try:
+            await self._save(turn)
+        except InterpreterError as exc:
+            log.error("could not store response %s: %s", turn.id, exc.message)
 
     # -- the three ways to run ----------------------------------------------------------
 
@@ -365,17 +435,73 @@ class ResponsesService:
         return turn.writer.snapshot()
 
     async def start_background(self, turn: Turn) -> dict[str, Any]:
-        await self._save(turn)  # queued, so a poll finds it at once
         self._live[turn.id] = turn
 
         async def run() -> None:
             async with self._background_slots:
-                await self.run_to_completion(turn)
+                with contextlib.suppress(ServiceStopping):
+                    await self.run_to_completion(turn)
 
         task = asyncio.create_task(run())
         self._tasks[turn.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(turn.id, None))
         return turn.writer.snapshot()
+
+    # -- restarts and stops ---------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Settle the responses the last run of the service left unfinished (it was
+        killed, or stopped while they ran):
+
+        - a streamed or plain one is marked failed, with the reason: its client is gone;
+        - a background one runs again from the start, unless it had already run code:
+          then it is marked failed rather than run twice (code need not be safe to repeat).
+        """
+        for stored in await self.store.unfinished():
+            body = stored.body
+            ran_code = any(
+                item.get("type") == "code_interpreter_call" for item in body.get("output", [])
+            )
+            if body.get("background") and stored.request is not None and not ran_code:
+                try:
+                    turn = await self.prepare(
+                        ResponsesRequest.model_validate(stored.request["request"]),
+                        stored.owner,
+                        stored.request["base_url"],
+                        stored.request.get("affinity"),
+                        response_id=stored.id,
+                    )
+                except InterpreterError as exc:
+                    await self._fail_stored(stored, f"It could not be run again: {exc.message}")
+                    continue
+                log.info("running background response %s again after a restart", stored.id)
+                await self.begin(turn)
+                await self.start_background(turn)
+                continue
+            why = (
+                "The service stopped while this background response was running, after it "
+                "had run code: it was not run again, since code is not always safe to run "
+                "twice. Send it again if yours is."
+                if body.get("background")
+                else "The service stopped while this response was being generated: it did not "
+                "finish. Continue the conversation from its previous response."
+            )
+            await self._fail_stored(stored, why)
+
+    async def _fail_stored(self, stored: StoredResponse, message: str) -> None:
+        body = stored.body
+        body["status"] = "failed"
+        body["error"] = {"code": "server_error", "message": message}
+        for item in body.get("output", []):
+            if item.get("status") in ("in_progress", "interpreting"):
+                item["status"] = "incomplete"
+        await self.store.save(stored)
+        self.metrics.responses.labels("failed").inc()
+
+    def begin_shutdown(self) -> None:
+        """The service is stopping: turns under way end now with a final event, and
+        background ones are left to run again at the next start."""
+        self._stopping.set()
 
     async def retrieve(self, response_id: str, owner: str | None) -> dict[str, Any]:
         live = self._live.get(response_id)
@@ -405,6 +531,7 @@ class ResponsesService:
         return (await self.store.get(response_id, owner)).input_items
 
     async def close(self) -> None:
+        self._stopping.set()
         for task in list(self._tasks.values()):
             task.cancel()
         for task in list(self._tasks.values()):

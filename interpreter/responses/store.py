@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interpreter.errors import NotFound
+from interpreter.errors import NotFound, StoreFull, StoreUnavailable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS responses (
     messages TEXT NOT NULL,
     conversation_date TEXT NOT NULL,
     container_id TEXT,
-    root_id TEXT NOT NULL
+    root_id TEXT NOT NULL,
+    request TEXT
 );
 CREATE TABLE IF NOT EXISTS images (
     id TEXT PRIMARY KEY,
@@ -51,24 +52,48 @@ class StoredResponse:
     conversation_date: str
     container_id: str | None
     root_id: str  # the conversation's first response: its default prefix-cache key
+    # What a background response was asked (the request, base URL and affinity), so that
+    # one a restart interrupted can be run again.
+    request: dict[str, Any] | None = None
+
+
+UNFINISHED = ("queued", "in_progress")
+COLUMNS = (
+    "id, owner, body, input_items, messages, conversation_date, container_id, root_id, request"
+)
 
 
 class ResponseStore:
+    """Each write is one SQLite transaction: a full disk or a crash leaves every response
+    as it was before the write, never half-written."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+        if "request" not in columns:  # a store made before background re-runs
+            self._db.execute("ALTER TABLE responses ADD COLUMN request TEXT")
         self._lock = threading.Lock()
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        try:
+            with self._lock:
+                return self._db.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise StoreFull(
+                    f"The service's data folder ({self.path.parent}) is full: nothing new can "
+                    "be stored until space is freed. Stored responses are intact."
+                ) from exc
+            raise StoreUnavailable(f"The response store failed: {exc}") from exc
 
     async def save(self, response: StoredResponse) -> None:
         await asyncio.to_thread(
             self._run,
-            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 response.id,
                 response.owner,
@@ -79,30 +104,28 @@ class ResponseStore:
                 response.conversation_date,
                 response.container_id,
                 response.root_id,
+                json.dumps(response.request) if response.request is not None else None,
             ),
         )
 
     async def get(self, response_id: str, owner: str | None) -> StoredResponse:
         rows = await asyncio.to_thread(
-            self._run,
-            "SELECT id, owner, body, input_items, messages, conversation_date, container_id, "
-            "root_id "
-            "FROM responses WHERE id = ?",
-            (response_id,),
+            self._run, f"SELECT {COLUMNS} FROM responses WHERE id = ?", (response_id,)
         )
         if not rows or rows[0][1] != owner:
             raise NotFound(f"Response with id '{response_id}' not found.")
-        row = rows[0]
-        return StoredResponse(
-            id=row[0],
-            owner=row[1],
-            body=json.loads(row[2]),
-            input_items=json.loads(row[3]),
-            messages=json.loads(row[4]),
-            conversation_date=row[5],
-            container_id=row[6],
-            root_id=row[7],
+        return _stored(rows[0])
+
+    async def unfinished(self) -> list[StoredResponse]:
+        """Responses stored as queued or in progress: after a restart, those the last
+        run of the service did not finish. Oldest first."""
+        rows = await asyncio.to_thread(
+            self._run,
+            f"SELECT {COLUMNS} FROM responses WHERE json_extract(body, '$.status') IN (?, ?) "
+            "ORDER BY created_at",
+            UNFINISHED,
         )
+        return [_stored(row) for row in rows]
 
     async def delete(self, response_id: str, owner: str | None) -> None:
         await self.get(response_id, owner)
@@ -131,3 +154,17 @@ class ResponseStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _stored(row: tuple[Any, ...]) -> StoredResponse:
+    return StoredResponse(
+        id=row[0],
+        owner=row[1],
+        body=json.loads(row[2]),
+        input_items=json.loads(row[3]),
+        messages=json.loads(row[4]),
+        conversation_date=row[5],
+        container_id=row[6],
+        root_id=row[7],
+        request=json.loads(row[8]) if row[8] else None,
+    )

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from interpreter.api import containers, errors, files, health, models, responses
+from interpreter.api import containers, errors, files, health, models, notebooks, responses
 from interpreter.config import Settings
 from interpreter.files import FileStore
 from interpreter.metrics import Metrics
@@ -86,6 +86,7 @@ def create_app(
     app.include_router(files.router)
     app.include_router(responses.router)
     app.include_router(models.router)
+    app.include_router(notebooks.router)
     _mount_ui(app)
     return app
 

@@ -26,7 +26,7 @@ class ModelUnavailable(InterpreterError):
     code = "model_unavailable"
 
 
-def _service(request: Request) -> ResponsesService:
+def responses_service(request: Request) -> ResponsesService:
     service: ResponsesService | None = request.app.state.responses
     if service is None:
         raise ModelUnavailable(
@@ -38,7 +38,7 @@ def _service(request: Request) -> ResponsesService:
 
 @router.post("/responses")
 async def create_response(body: ResponsesRequest, request: Request, owner: Owner) -> Response:
-    service = _service(request)
+    service = responses_service(request)
     turn = await service.prepare(
         body, owner, str(request.base_url), request.headers.get("x-session-affinity")
     )
@@ -61,30 +61,30 @@ async def create_response(body: ResponsesRequest, request: Request, owner: Owner
 
 @router.get("/responses/{response_id}")
 async def retrieve_response(response_id: str, request: Request, owner: Owner) -> dict[str, Any]:
-    return await _service(request).retrieve(response_id, owner)
+    return await responses_service(request).retrieve(response_id, owner)
 
 
 @router.delete("/responses/{response_id}")
 async def delete_response(response_id: str, request: Request, owner: Owner) -> dict[str, Any]:
-    await _service(request).delete(response_id, owner)
+    await responses_service(request).delete(response_id, owner)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 
 @router.post("/responses/{response_id}/cancel")
 async def cancel_response(response_id: str, request: Request, owner: Owner) -> dict[str, Any]:
-    return await _service(request).cancel(response_id, owner)
+    return await responses_service(request).cancel(response_id, owner)
 
 
 @router.get("/responses/{response_id}/input_items")
 async def input_items(response_id: str, request: Request, owner: Owner) -> dict[str, Any]:
     # All of a response's input items, oldest first: a turn's input is small.
-    return page(await _service(request).input_items(response_id, owner), has_more=False)
+    return page(await responses_service(request).input_items(response_id, owner), has_more=False)
 
 
 @router.get("/code_interpreter/images/{image_id}")
 async def image(image_id: str, request: Request) -> Response:
     # Image ids are unguessable capabilities: <img> tags cannot send bearer keys.
-    media_type, data = await _service(request).store.image(image_id)
+    media_type, data = await responses_service(request).store.image(image_id)
     return Response(
         data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"}
     )

@@ -23,7 +23,7 @@ from interpreter.files import FileStore
 from interpreter.responses.conversation import logs_of, observe, trim_to_tokens
 from interpreter.responses.events import Citation, ToolFinished
 from interpreter.responses.protocol import CodeInterpreterAuto, CodeInterpreterTool
-from interpreter.sandboxes.outputs import DisplayOutput
+from interpreter.sandboxes.outputs import DisplayOutput, ExecutionResult
 from interpreter.sessions.manager import Session, SessionManager
 from model_runner.harmony import format_tool_output
 
@@ -42,6 +42,11 @@ class ImageStore(Protocol):
         self, image_id: str, response_id: str, media_type: str, data: bytes
     ) -> None:
         """Keep an image an execution displayed, to serve it by id."""
+
+
+class ExecutionLog(Protocol):
+    async def add_execution(self, response_id: str, code: str, result: ExecutionResult) -> None:
+        """Keep an execution with its outputs, for the conversation's notebook."""
 
 
 class CodeTool:
@@ -67,11 +72,13 @@ class CodeTool:
         decode: Callable[[list[int]], str],
         session: Session | None = None,
         notice: str | None = None,
+        executions: ExecutionLog | None = None,
     ) -> None:
         self._config = config
         self._sessions = sessions
         self._files = files
         self._images = images
+        self._executions = executions
         self._owner = owner
         self._response_id = response_id
         self._conversation_id = conversation_id
@@ -130,6 +137,8 @@ class CodeTool:
         session = await self._ready()
         before = {r.path: (r.id, r.bytes) for r in await self._sessions.list_files(session)}
         result = await self._sessions.execute(session, code)
+        if self._executions is not None:
+            await self._executions.add_execution(self._response_id, code, result)
         new_files = []
         for record in await self._sessions.list_files(session):
             if before.get(record.path) != (record.id, record.bytes):

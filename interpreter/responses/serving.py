@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from openai.types.responses import Response
@@ -33,23 +32,21 @@ from interpreter.errors import (
 )
 from interpreter.files import FileStore
 from interpreter.metrics import Metrics
-from interpreter.responses.code_tool import EXPIRED_NOTICE, CodeTool
+from interpreter.responses.code_tool import CodeTool
 from interpreter.responses.conversation import input_to_messages
 from interpreter.responses.events import LoopEvent, ToolFinished, TurnFailed, TurnIncomplete
-from interpreter.responses.loop import ContextOverflow, ModelToolLoop, ModelTurn, Sampling
+from interpreter.responses.loop import ModelTurn
 from interpreter.responses.protocol import ResponsesRequest
 from interpreter.responses.scheduler import BACKGROUND, INTERACTIVE, AdmissionGate
 from interpreter.responses.store import ResponseStore, StoredResponse
+from interpreter.responses.turn_builder import TurnBuilder
 from interpreter.responses.wire import Event, ResponseWriter, new_id
 from interpreter.sessions.manager import SessionManager
 from model_runner.errors import ModelRunnerError
 from model_runner.generator import Generator
-from model_runner.harmony import HarmonyRenderer, SystemPrompt, developer_message
+from model_runner.harmony import SystemPrompt
 
 log = logging.getLogger(__name__)
-
-# The most output tokens a request may ask for.
-MAX_OUTPUT_TOKENS_CAP = 32_768
 
 STOPPING_MESSAGE = (
     "The service is shutting down: this response was stopped before it finished. Send it "
@@ -95,9 +92,10 @@ class ResponsesService:
         self.store = store
         self.files = files
         self.metrics = metrics
-        self.renderer = HarmonyRenderer()
-        self.gate = gate or AdmissionGate(max(1, generator.concurrency))
-        self.loop = ModelToolLoop(generator, self.gate, self.renderer)
+        self.builder = TurnBuilder(settings, sessions, generator, store, files, gate)
+        self.renderer = self.builder.renderer
+        self.gate = self.builder.gate
+        self.loop = self.builder.loop
         self._live: dict[str, Turn] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._background_slots = asyncio.Semaphore(settings.background_workers)
@@ -132,69 +130,35 @@ class ResponsesService:
         previous = await self._previous(request, owner)
         history = [Message.from_dict(m) for m in previous.messages] if previous else []
         instructions = "\n\n".join(filter(None, [request.instructions, *extra_instructions]))
-        effort = (request.reasoning.effort if request.reasoning else None) or "medium"
-        system = SystemPrompt(
-            # A conversation keeps its first date, so its prompt prefix stays byte-stable.
-            conversation_start_date=(
-                previous.conversation_date if previous else datetime.now(UTC).date().isoformat()
-            ),
-            reasoning_effort="low" if effort == "minimal" else effort,
-            tool_timeout_s=self.settings.execution_timeout_s,
-            with_python_tool=config is not None,
+        builder = self.builder
+        system = builder.system_prompt(
+            conversation_date=previous.conversation_date if previous else None,
+            effort=request.reasoning.effort if request.reasoning else None,
+            with_python=config is not None,
         )
-        prefix = [system.to_message()]
-        if instructions:
-            prefix.append(developer_message(instructions))
         response_id = response_id or new_id("resp")
         root_id = previous.root_id if previous else response_id
-        max_calls = self.settings.max_tool_calls
-        if request.max_tool_calls is not None:
-            max_calls = min(max_calls, request.max_tool_calls)
         model_turn = ModelTurn(
-            prefix=prefix,
+            prefix=builder.prefix(system, instructions),
             history=history,
             new_messages=new_messages,
-            sampling=Sampling(
-                temperature=next(
-                    t
-                    for t in (
-                        request.temperature,
-                        self.settings.default_temperature,
-                        self.generator.default_temperature,
-                    )
-                    if t is not None
-                ),
-                top_p=request.top_p if request.top_p is not None else 1.0,
-                seed=request.seed,
-            ),
-            max_output_tokens=min(
-                request.max_output_tokens or self.settings.max_output_tokens,
-                MAX_OUTPUT_TOKENS_CAP,
-            ),
-            max_tool_calls=max_calls,
+            sampling=builder.sampling(request.temperature, request.top_p, request.seed),
+            max_output_tokens=builder.max_output_tokens(request.max_output_tokens),
+            max_tool_calls=builder.max_tool_calls(request.max_tool_calls),
             cache_key=request.prompt_cache_key or affinity or root_id,
             priority=BACKGROUND if request.background else INTERACTIVE,
             truncate=request.truncation == "auto",
         )
-        try:
-            self.loop.fit(model_turn)
-        except ContextOverflow as exc:
-            raise InvalidRequest(str(exc), param="input", code="context_length_exceeded") from exc
+        builder.fit(model_turn, param="input")
         tool = None
         if config is not None:
             session, notice = self._conversation_session(config.container, previous, owner)
-            tool = CodeTool(
+            tool = builder.code_tool(
                 config=config,
-                sessions=self.sessions,
-                files=self.files,
-                images=self.store,
                 owner=owner,
                 response_id=response_id,
                 conversation_id=root_id,
                 base_url=base_url,
-                output_max_tokens=self.settings.tool_output_max_tokens,
-                encode=lambda text: self.renderer.encoding.encode(text, disallowed_special=()),
-                decode=self.renderer.decode,
                 session=session,
                 notice=notice,
             )
@@ -260,13 +224,8 @@ class ResponsesService:
             except (SessionExpired, SessionNotFound) as exc:
                 exc.param = "tools[0].container"
                 raise
-        if previous is None or previous.container_id is None:
-            return None, None
-        try:
-            return self.sessions.get(previous.container_id, owner), None
-        except (SessionExpired, SessionNotFound):
-            # Not a failure: a new container, and the model is told what was lost.
-            return None, EXPIRED_NOTICE
+        # A container gone is not a failure: a new one, and the model is told what was lost.
+        return self.builder.continue_in(previous.container_id if previous else None, owner)
 
     def _initial_body(
         self, request: ResponsesRequest, response_id: str, config: Any, system: SystemPrompt

@@ -3,7 +3,8 @@
 Each stored response keeps its wire body, its input items, and the harmony messages of
 the whole conversation through it, so a follow-up (``previous_response_id``) replays
 exactly what the model saw and wrote, and the prompt's prefix stays byte-stable for the
-prefix cache. Images from executions are stored here too and served by id.
+prefix cache. Images from executions are stored here too and served by id, and each
+response's executions with their full outputs, which its notebook is made of.
 """
 
 from __future__ import annotations
@@ -13,11 +14,20 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from interpreter.errors import NotFound, StoreFull, StoreUnavailable
+from interpreter.sandboxes.outputs import (
+    ClearOutput,
+    DisplayOutput,
+    ErrorOutput,
+    ExecutionResult,
+    Output,
+    StreamOutput,
+)
+from interpreter.sessions.history import ExecutedCell
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -39,6 +49,12 @@ CREATE TABLE IF NOT EXISTS images (
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS images_by_response ON images (response_id);
+CREATE TABLE IF NOT EXISTS executions (
+    response_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_by_response ON executions (response_id);
 """
 
 
@@ -133,6 +149,9 @@ class ResponseStore:
         await asyncio.to_thread(
             self._run, "DELETE FROM images WHERE response_id = ?", (response_id,)
         )
+        await asyncio.to_thread(
+            self._run, "DELETE FROM executions WHERE response_id = ?", (response_id,)
+        )
 
     async def add_image(
         self, image_id: str, response_id: str, media_type: str, data: bytes
@@ -151,6 +170,36 @@ class ResponseStore:
             raise NotFound(f"Image '{image_id}' not found.")
         return rows[0][0], rows[0][1]
 
+    async def add_execution(self, response_id: str, code: str, result: ExecutionResult) -> None:
+        body = {
+            "status": result.status,
+            "execution_count": result.execution_count,
+            "outputs": [asdict(o) for o in result.outputs],
+        }
+        await asyncio.to_thread(
+            self._run,
+            "INSERT INTO executions VALUES (?, ?, ?)",
+            (response_id, code, json.dumps(body)),
+        )
+
+    async def executions(self, response_id: str) -> list[ExecutedCell]:
+        """The response's executions, in the order they ran."""
+        rows = await asyncio.to_thread(
+            self._run,
+            "SELECT code, result FROM executions WHERE response_id = ? ORDER BY rowid",
+            (response_id,),
+        )
+        cells = []
+        for code, raw in rows:
+            body = json.loads(raw)
+            result = ExecutionResult(
+                status=body["status"],
+                outputs=[_output(o) for o in body["outputs"]],
+                execution_count=body["execution_count"],
+            )
+            cells.append(ExecutedCell(code, result))
+        return cells
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -168,3 +217,14 @@ def _stored(row: tuple[Any, ...]) -> StoredResponse:
         root_id=row[7],
         request=json.loads(row[8]) if row[8] else None,
     )
+
+
+def _output(raw: dict[str, Any]) -> Output:
+    kind = raw.pop("type")
+    if kind == "stream":
+        return StreamOutput(**raw)
+    if kind == "display":
+        return DisplayOutput(**raw)
+    if kind == "error":
+        return ErrorOutput(**raw)
+    return ClearOutput()

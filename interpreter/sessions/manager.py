@@ -39,6 +39,7 @@ from interpreter.sandboxes.base import SandboxBackend, SandboxSpec
 from interpreter.sandboxes.introspection import Completion, Inspection, Namespace
 from interpreter.sandboxes.outputs import ExecutionResult
 from interpreter.sandboxes.sandbox import OutputCallback, Sandbox
+from interpreter.sessions.history import ExecutionHistory
 from interpreter.sessions.pool import LABEL_ROLE, SandboxFactory, WarmPool
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class Session:
         self.lock = asyncio.Lock()
         self.busy = 0  # executions and file operations running or queued
         self.holds = 0  # responses under way in this session's conversation
+        self.history = ExecutionHistory()  # what ran here, for its notebook
 
     @property
     def idle(self) -> bool:
@@ -452,6 +454,7 @@ class SessionManager:
         try:
             async with self.using(session) as sandbox:
                 result = await sandbox.execute(code, timeout_s=timeout_s, on_output=on_output)
+                session.history.add(code, result)
         except (SandboxError, OSError) as exc:
             # Deleted or expired while the code ran: say that, not that the sandbox broke.
             if session.id not in self._sessions:

@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from interpreter.api import containers, errors, files, health, models, notebooks, responses
+from interpreter.api import chat, containers, errors, files, health, models, notebooks, responses
+from interpreter.chat.serving import ChatCompletionsService
+from interpreter.chat.store import ChatStore
 from interpreter.config import Settings
 from interpreter.files import FileStore
 from interpreter.metrics import Metrics
@@ -56,11 +58,19 @@ def create_app(
             if model is not None
             else None
         )
+        chat_store = ChatStore(settings.data_dir / "chat.sqlite3")
+        # Chat Completions runs the Responses API's loop, and shares its admission gate.
+        chat_service = (
+            ChatCompletionsService(responses_service.builder, chat_store)
+            if responses_service is not None
+            else None
+        )
         app.state.settings = settings
         app.state.metrics = metrics
         app.state.sessions = manager
         app.state.files = files_store
         app.state.responses = responses_service
+        app.state.chat = chat_service
         app.state.api_keys = settings.api_key_set()
         app.state.started_at = int(time.time())
         try:
@@ -72,6 +82,7 @@ def create_app(
             if responses_service is not None:
                 await responses_service.close()
             store.close()
+            chat_store.close()
             await manager.close(end_sessions=cleanup_on_exit)
             if backend is None:
                 await sandbox_backend.close()
@@ -85,6 +96,7 @@ def create_app(
     app.include_router(containers.router)
     app.include_router(files.router)
     app.include_router(responses.router)
+    app.include_router(chat.router)
     app.include_router(models.router)
     app.include_router(notebooks.router)
     _mount_ui(app)

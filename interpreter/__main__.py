@@ -1,8 +1,10 @@
-"""``python -m interpreter serve``: run the service with uvicorn."""
+"""``python -m interpreter serve``: run the service with uvicorn.
+``python -m interpreter mcp``: serve the sandboxes as MCP tools over stdin/stdout."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import logging
 import sys
@@ -13,6 +15,7 @@ from fastapi import FastAPI
 
 from interpreter.api.app import create_app, load_model
 from interpreter.config import Settings
+from interpreter.errors import SandboxError
 from model_runner.errors import ModelRunnerError
 
 
@@ -36,7 +39,15 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="end every session when the service stops (default: keep them for re-adoption)",
     )
+    sub.add_parser(
+        "mcp",
+        help="serve the sandboxes as MCP tools over stdin/stdout (for desktop clients); "
+        "runs its own sessions on the local Docker engine",
+    )
     args = parser.parse_args(argv)
+    if args.command == "mcp":
+        _serve_mcp()
+        return
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = Settings(**overrides)
@@ -79,6 +90,19 @@ class GracefulServer(uvicorn.Server):
         if responses is not None:
             responses.begin_shutdown()
         super().handle_exit(sig, frame)
+
+
+def _serve_mcp() -> None:
+    from interpreter.mcp.stdio import serve as serve_stdio
+
+    # stdout is the protocol's: logs go to stderr, which desktop clients keep.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(serve_stdio(Settings()))
+    except SandboxError as exc:
+        sys.exit(f"Cannot serve MCP: {exc.message}")
 
 
 if __name__ == "__main__":

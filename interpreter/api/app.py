@@ -19,6 +19,7 @@ from interpreter.chat.serving import ChatCompletionsService
 from interpreter.chat.store import ChatStore
 from interpreter.config import Settings
 from interpreter.files import FileStore
+from interpreter.mcp import http as mcp_http
 from interpreter.metrics import Metrics
 from interpreter.responses.serving import ResponsesService
 from interpreter.responses.store import ResponseStore
@@ -77,7 +78,8 @@ def create_app(
             await manager.start()
             if responses_service is not None:
                 await responses_service.recover()
-            yield
+            async with mcp_running:
+                yield
         finally:
             if responses_service is not None:
                 await responses_service.close()
@@ -92,6 +94,7 @@ def create_app(
 
     app = FastAPI(title="Code Interpreter", version="0.1.0", lifespan=lifespan)
     errors.install(app)
+    mcp_running = mcp_http.mount(app, settings.host)
     app.include_router(health.router)
     app.include_router(containers.router)
     app.include_router(files.router)

@@ -1,5 +1,5 @@
 // The service's HTTP API as the page uses it: the Containers API (plus our execute,
-// interrupt, restart, complete, inspect and variables) and the Responses API, with server-sent events read from
+// interrupt, restart, complete, inspect and variables), notebooks out, and the Responses API, with server-sent events read from
 // fetch streams. Errors come back as ApiError (the service answered) or
 // ServiceUnreachable (it did not).
 
@@ -173,6 +173,19 @@ export const containers = {
   },
   fileUrl(containerId, fileId) {
     return `/v1/containers/${encodeURIComponent(containerId)}/files/${encodeURIComponent(fileId)}/content`;
+  },
+};
+
+// -- notebooks ----------------------------------------------------------------------------
+
+export const notebooks = {
+  /** The conversation up to ``responseId`` as an nbformat v4 notebook (parsed JSON). */
+  async ofResponse(responseId) {
+    return (await json("GET", `/v1/responses/${encodeURIComponent(responseId)}/notebook`)).body;
+  },
+  /** What ran in a container, in order. */
+  async ofContainer(containerId) {
+    return (await json("GET", `/v1/containers/${encodeURIComponent(containerId)}/notebook`)).body;
   },
 };
 

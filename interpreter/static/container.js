@@ -1,9 +1,10 @@
 // The container bar: the conversation's container (started on first use), its status,
-// the idle time it has left, its memory; interrupting and restarting its kernel; and
-// what happens when it is gone. In narrow windows the details fold into a popover
+// the idle time it has left, its memory; interrupting and restarting its kernel;
+// downloading the conversation as a notebook; and what happens when it is gone. In narrow windows the details fold into a popover
 // behind the status.
 
-import { ApiError, containers } from "./api.js";
+import { ApiError, containers, notebooks } from "./api.js";
+import { newId } from "./store.js";
 import {
   $,
   announce,
@@ -28,6 +29,7 @@ export class ContainerBar {
     $("interrupt-kernel").addEventListener("click", () => this.interrupt());
     $("restart-kernel").addEventListener("click", () => this.restart());
     $("run-all").addEventListener("click", () => ctx.notebook.runAll());
+    $("download-notebook").addEventListener("click", () => this.downloadNotebook());
     const summary = $("container-summary");
     summary.addEventListener("click", () => this.toggleDetails());
     setInterval(() => this.renderIdle(), 1000);
@@ -237,6 +239,37 @@ export class ContainerBar {
     }
   }
 
+  /** Save the conversation as a .ipynb: the service writes it from the stored turns
+   * (prompts and answers as Markdown between the code); cells run by hand since the
+   * last message, which the service learns of only with the next one, go at the end.
+   * A conversation without a message yet is what ran in its container. */
+  async downloadNotebook() {
+    const head = this.head;
+    try {
+      let notebook;
+      if (head?.headResponseId) {
+        notebook = await notebooks.ofResponse(head.headResponseId);
+        notebook.cells.push(...this.ctx.notebook.unsentRunItems().map(handRunCell));
+      } else if (head?.containerId) {
+        notebook = await notebooks.ofContainer(head.containerId);
+      } else {
+        toast("Nothing to download yet: send a message or run a cell.");
+        return;
+      }
+      const blob = new Blob([JSON.stringify(notebook, null, 1)], { type: "application/x-ipynb+json" });
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = `${(head.title || "notebook").replace(/[^\w.-]+/g, "_").slice(0, 60)}.ipynb`;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      announce("The notebook was downloaded.");
+    } catch (error) {
+      toast(`Could not download the notebook: ${this.ctx.report(error, "container")}`);
+    }
+  }
+
   /** Restart the kernel, after asking. */
   async restart() {
     const id = this.head?.containerId;
@@ -260,4 +293,17 @@ export class ContainerBar {
       this.ctx.variables.refresh();
     }
   }
+}
+
+/** A code cell (nbformat v4) for a run the service has not been told of yet. */
+function handRunCell(run) {
+  const logs = run.outputs?.find((output) => output.type === "logs")?.logs ?? "";
+  return {
+    cell_type: "code",
+    id: newId("cell"),
+    metadata: {},
+    execution_count: null,
+    source: run.code,
+    outputs: logs ? [{ output_type: "stream", name: "stdout", text: logs }] : [],
+  };
 }

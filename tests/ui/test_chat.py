@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import httpx
+import nbformat
 import pytest
 from playwright.sync_api import FilePayload, Locator, Page, Request, expect
 
@@ -208,6 +209,26 @@ def test_a_whole_session_by_keyboard_alone(page: Page, ui_server: RunningServer,
     page.emulate_media(color_scheme="light")
     shoot(page, request.node.name, "light-420")
     page.set_viewport_size(WIDE)
+
+    # Download .ipynb: the conversation as a notebook, prompts and answers as Markdown
+    # between the code; a cell run by hand since the last message goes at the end.
+    moved = cells.nth(4)
+    moved.locator("textarea").focus()
+    keys.press("Shift+Enter")
+    expect(moved.locator(".cell-prompt")).to_have_text(re.compile(r"In \[\d+\]:"))
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download .ipynb").click()
+    assert download.value.suggested_filename.endswith(".ipynb")
+    notebook = nbformat.read(download.value.path(), as_version=4)
+    nbformat.validate(notebook)
+    sources = [cell.source for cell in notebook.cells]
+    assert notebook.cells[0].cell_type == "markdown"
+    assert "What is 123 * 456?" in sources[0]
+    hand = [source for source in sources if source in [run["code"] for run in runs]]
+    assert hand == [run["code"] for run in runs]
+    asked = next(i for i, s in enumerate(sources) if "What is 2 + 3?" in s)
+    assert sources.index(runs[-1]["code"]) < asked
+    assert notebook.cells[-1].source == "note = 'moved'"
 
 
 def test_attachments_edit_regenerate_and_a_model_call_that_waits(page: Page, request) -> None:

@@ -62,7 +62,9 @@ def create_app(
         chat_store = ChatStore(settings.data_dir / "chat.sqlite3")
         # Chat Completions runs the Responses API's loop, and shares its admission gate.
         chat_service = (
-            ChatCompletionsService(responses_service.builder, chat_store)
+            ChatCompletionsService(
+                responses_service.builder, chat_store, responses_service.until_stopping
+            )
             if responses_service is not None
             else None
         )

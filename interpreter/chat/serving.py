@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,7 @@ from interpreter.chat.wire import (
 )
 from interpreter.errors import InterpreterError
 from interpreter.responses.code_tool import CodeTool
-from interpreter.responses.events import TurnFailed, TurnIncomplete
+from interpreter.responses.events import LoopEvent, TurnFailed, TurnIncomplete
 from interpreter.responses.loop import ModelTurn
 from interpreter.responses.protocol import CodeInterpreterTool
 from interpreter.responses.scheduler import INTERACTIVE
@@ -81,10 +81,19 @@ class ChatTurn:
     error: InterpreterError | None = None
 
 
+UntilStopping = Callable[[AsyncIterator[LoopEvent]], AsyncIterator[LoopEvent]]
+
+
 class ChatCompletionsService:
-    def __init__(self, builder: TurnBuilder, store: ChatStore) -> None:
+    """``until_stopping`` is the Responses API's: a turn under way when the service
+    begins to stop ends at once (``ServiceStopping``), as a response does."""
+
+    def __init__(
+        self, builder: TurnBuilder, store: ChatStore, until_stopping: UntilStopping
+    ) -> None:
         self.builder = builder
         self.store = store
+        self._until_stopping = until_stopping
 
     async def prepare(
         self,
@@ -168,7 +177,9 @@ class ChatCompletionsService:
         finished = False
         try:
             try:
-                async for event in self.builder.loop.run(turn.model, turn.tool):
+                async for event in self._until_stopping(
+                    self.builder.loop.run(turn.model, turn.tool)
+                ):
                     delta = turn.writer.apply(event)
                     if delta is not None:
                         yield delta

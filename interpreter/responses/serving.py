@@ -289,7 +289,7 @@ class ResponsesService:
                 yield event
             status, error, reason = "completed", None, None
             try:
-                async for loop_event in self._until_stopping(self.loop.run(turn.model, turn.tool)):
+                async for loop_event in self.until_stopping(self.loop.run(turn.model, turn.tool)):
                     for event in writer.apply(loop_event):
                         yield event
                     if isinstance(loop_event, ToolFinished):
@@ -327,7 +327,7 @@ class ResponsesService:
                     await asyncio.shield(self._close_and_save(turn))
             self._live.pop(turn.id, None)
 
-    async def _until_stopping(self, events: AsyncIterator[LoopEvent]) -> AsyncIterator[LoopEvent]:
+    async def until_stopping(self, events: AsyncIterator[LoopEvent]) -> AsyncIterator[LoopEvent]:
         """``events``, until the service begins to stop: then the step under way is
         cancelled (a generation stops, an execution is interrupted) and ``ServiceStopping``
         ends the turn. Each step runs as a task of its own, so it must be cancelled here

@@ -65,7 +65,9 @@ def test_two_turns_share_a_kernel_found_from_the_history(start) -> None:
             python_call(plot),
             final("x squared is 1764."),
             "<|channel|>final<|message|>no tool named<|call|>",
-        ]
+            final("la " * 2000),  # never finishes before the stop
+        ],
+        token_delay_s=0.005,
     )
     client, server = start(double)
     messages: list[Any] = [
@@ -134,6 +136,19 @@ def test_two_turns_share_a_kernel_found_from_the_history(start) -> None:
             tools=[{"type": "function", "function": {"name": "f"}}],
         )
     assert refused.value.param == "tools"
+
+    # The service begins to stop: a turn under way ends with an error the SDK raises.
+    with (
+        pytest.raises(openai.APIError) as stopped,
+        client.chat.completions.create(
+            model="scripted", messages=[{"role": "user", "content": "Sing"}], stream=True
+        ) as stream,
+    ):
+        for number, _ in enumerate(stream):
+            if number == 3:
+                responses = server.app.state.responses
+                server.loop.call_soon_threadsafe(responses.begin_shutdown)
+    assert "shutting down" in str(stopped.value)
 
 
 def test_explicit_keys_pick_the_container_in_their_order(start) -> None:

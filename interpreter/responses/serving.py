@@ -34,7 +34,13 @@ from interpreter.files import FileStore
 from interpreter.metrics import Metrics
 from interpreter.responses.code_tool import CodeTool
 from interpreter.responses.conversation import input_to_messages
-from interpreter.responses.events import LoopEvent, ToolFinished, TurnFailed, TurnIncomplete
+from interpreter.responses.events import (
+    LoopEvent,
+    ToolFinished,
+    ToolRunning,
+    TurnFailed,
+    TurnIncomplete,
+)
 from interpreter.responses.loop import ModelTurn
 from interpreter.responses.protocol import ResponsesRequest
 from interpreter.responses.scheduler import BACKGROUND, INTERACTIVE, AdmissionGate
@@ -275,7 +281,7 @@ class ResponsesService:
 
     async def events(self, turn: Turn) -> AsyncIterator[Event]:
         """Run the turn, yielding every event; the response is stored at the end, and
-        after each execution (so a crash leaves a record of code that ran).
+        around each execution (so a crash leaves a record of code that may have run).
 
         If the consumer stops early (a client disconnected), generation and any running
         execution are cancelled; the sandbox and its state survive. If the service stops
@@ -292,7 +298,9 @@ class ResponsesService:
                 async for loop_event in self.until_stopping(self.loop.run(turn.model, turn.tool)):
                     for event in writer.apply(loop_event):
                         yield event
-                    if isinstance(loop_event, ToolFinished):
+                    if isinstance(loop_event, ToolRunning | ToolFinished):
+                        # Before the code runs, and after: a restart then knows it may
+                        # have run (see recover).
                         await self._save_quietly(turn)
             except ServiceStopping:
                 if turn.request.background:

@@ -71,7 +71,7 @@ async def list_containers(
 
 @router.get("/{container_id}")
 async def retrieve_container(container_id: str, request: Request, owner: Owner) -> dict[str, Any]:
-    return protocol.container_object(sessions(request).get(container_id, owner))
+    return protocol.container_object(await sessions(request).find(container_id, owner))
 
 
 @router.delete("/{container_id}")
@@ -91,7 +91,7 @@ async def create_file(
 ) -> dict[str, Any]:
     """Multipart ``file`` upload, or JSON ``{"file_id": ...}`` copying a Files API file."""
     manager = sessions(request)
-    session = manager.get(container_id, owner)
+    session = await manager.find(container_id, owner)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         try:
@@ -116,7 +116,7 @@ async def list_files(
     order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
     manager = sessions(request)
-    session = manager.get(container_id, owner)
+    session = await manager.find(container_id, owner)
     records = await manager.list_files(session)
     items = [protocol.container_file_object(session.id, r) for r in records]
     return protocol.paginate(items, after=after, limit=limit, order=order)
@@ -127,7 +127,7 @@ async def retrieve_file(
     container_id: str, file_id: str, request: Request, owner: Owner
 ) -> dict[str, Any]:
     manager = sessions(request)
-    session = manager.get(container_id, owner)
+    session = await manager.find(container_id, owner)
     if file_id not in {r.id for r in session.info.files.values()}:
         await manager.list_files(session)  # it may be a file the code wrote just now
     return protocol.container_file_object(session.id, await manager.get_file(session, file_id))
@@ -136,7 +136,7 @@ async def retrieve_file(
 @router.get("/{container_id}/files/{file_id}/content")
 async def file_content(container_id: str, file_id: str, request: Request, owner: Owner) -> Response:
     manager = sessions(request)
-    session = manager.get(container_id, owner)
+    session = await manager.find(container_id, owner)
     record, content = await manager.read_file(session, file_id)
     name = record.path.rsplit("/", 1)[-1]
     return Response(
@@ -151,7 +151,7 @@ async def delete_file(
     container_id: str, file_id: str, request: Request, owner: Owner
 ) -> dict[str, Any]:
     manager = sessions(request)
-    session = manager.get(container_id, owner)
+    session = await manager.find(container_id, owner)
     await manager.delete_file(session, file_id)
     return {"id": file_id, "object": "container.file.deleted", "deleted": True}
 
@@ -164,7 +164,7 @@ async def execute(
     container_id: str, body: protocol.ExecuteRequest, request: Request, owner: Owner
 ) -> Response:
     manager = sessions(request)
-    session = manager.get(container_id, owner)
+    session = await manager.find(container_id, owner)
     if not body.stream:
         result = await manager.execute(session, body.code, timeout_s=body.timeout)
         return JSONResponse(protocol.execution_object(result))
@@ -215,14 +215,14 @@ async def _execution_events(
 @router.post("/{container_id}/interrupt")
 async def interrupt(container_id: str, request: Request, owner: Owner) -> dict[str, Any]:
     manager = sessions(request)
-    session = manager.get(container_id, owner)
+    session = await manager.find(container_id, owner)
     return {"id": session.id, "interrupted": await manager.interrupt(session)}
 
 
 @router.post("/{container_id}/restart")
 async def restart(container_id: str, request: Request, owner: Owner) -> dict[str, Any]:
     manager = sessions(request)
-    session = manager.get(container_id, owner)
+    session = await manager.find(container_id, owner)
     await manager.restart(session)
     return {"id": session.id, "restarted": True}
 
@@ -236,7 +236,7 @@ async def complete(
 ) -> dict[str, Any]:
     """The kernel's completions at ``cursor_pos``; 409 ``kernel_busy`` while code runs."""
     manager = sessions(request)
-    session = manager.get(container_id, owner)
+    session = await manager.find(container_id, owner)
     return protocol.completion_object(await manager.complete(session, body.code, body.cursor))
 
 
@@ -246,7 +246,7 @@ async def inspect(
 ) -> dict[str, Any]:
     """The kernel's help for the name at ``cursor_pos`` (``detail_level`` 1: with source)."""
     manager = sessions(request)
-    session = manager.get(container_id, owner)
+    session = await manager.find(container_id, owner)
     found = await manager.inspect(session, body.code, body.cursor, body.detail_level)
     return protocol.inspection_object(found)
 
@@ -256,5 +256,5 @@ async def variables(container_id: str, request: Request, owner: Owner) -> dict[s
     """The user's variables (name, type, shape, length, dtype, a short value), read by a
     silent execution that leaves the execution count as it was."""
     manager = sessions(request)
-    session = manager.get(container_id, owner)
+    session = await manager.find(container_id, owner)
     return protocol.variables_object(await manager.variables(session))

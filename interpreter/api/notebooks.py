@@ -27,7 +27,7 @@ def _download(text: str, name: str) -> Response:
 @router.get("/containers/{container_id}/notebook")
 async def container(container_id: str, request: Request, owner: Owner) -> Response:
     sessions: SessionManager = request.app.state.sessions
-    session = sessions.get(container_id, owner)
+    session = await sessions.find(container_id, owner)
     return _download(await container_notebook(session), container_id)
 
 

@@ -135,6 +135,7 @@ class SessionManager:
             demand_window_s=settings.pool_demand_window_s,
         )
         self._sessions: dict[str, Session] = {}
+        self._pending: dict[str, asyncio.Future[Session]] = {}
         self._ended: dict[str, SessionInfo] = {}
         self._creating = 0
         #: Live sessions at once: the setting, or what the engine's memory holds.
@@ -242,7 +243,41 @@ class SessionManager:
         session_id: str | None = None,
     ) -> Session:
         """A new session; ``session_id`` is one from ``new_session_id``, when the caller
-        had to name the container before it existed (a response streams the id first)."""
+        had to name the container before it existed (a response streams the id first).
+        Such a session can be found (``find``) while it is being created."""
+        if session_id is None:
+            return await self._create(owner, name, ttl_minutes, memory_limit, None)
+        pending: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+        self._pending[session_id] = pending
+        try:
+            session = await self._create(owner, name, ttl_minutes, memory_limit, session_id)
+        except BaseException as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: nobody may be waiting for it
+            raise
+        finally:
+            self._pending.pop(session_id, None)
+        pending.set_result(session)
+        return session
+
+    async def find(self, session_id: str, owner: str | None) -> Session:
+        """Like ``get``, but a session still being created is waited for: its id has
+        already been given out (a response names its container as soon as the model
+        starts a call)."""
+        pending = self._pending.get(session_id)
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
+        return self.get(session_id, owner)
+
+    async def _create(
+        self,
+        owner: str | None,
+        name: str,
+        ttl_minutes: float | None,
+        memory_limit: str | None,
+        session_id: str | None,
+    ) -> Session:
         if memory_limit is None:
             # The operator's default may be any size (512m, say), not only OpenAI's four.
             memory_limit = self.settings.memory_limit.lower()
@@ -370,7 +405,7 @@ class SessionManager:
         )
 
     async def delete(self, session_id: str, owner: str | None) -> None:
-        session = self.get(session_id, owner)
+        session = await self.find(session_id, owner)
         await self._end(session, "deleted")
 
     async def _end(

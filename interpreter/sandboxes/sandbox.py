@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 OutputCallback = Callable[[Output], Awaitable[None]]
 
+# How long to wait for the kernel to begin an execution that is to be interrupted: it is
+# idle (executions are serialised), so only a kernel that is stuck takes this long.
+START_GRACE_S = 10.0
 # How long to wait for the kernel to come back from an interrupt before restarting it.
 INTERRUPT_GRACE_S = 3.0
 # ... interrupting it again this often meanwhile.
@@ -47,9 +50,10 @@ STATE_LOST_NOTICE = (
 
 @dataclass
 class Progress:
-    """How far one execute request has got: its shell reply, and whether the kernel
-    went idle after it."""
+    """How far one execute request has got: whether the kernel has begun it (it said so
+    on iopub), its shell reply, and whether the kernel went idle after it."""
 
+    started: bool = False
     reply: dict[str, Any] | None = None
     idle: bool = False
 
@@ -136,6 +140,9 @@ class Sandbox:
         self._kernel_session: str | None = None
         # A death already reported in a result; the next result only adds the notice.
         self._death_reported = False
+        # Why the kernel was replaced between executions, when the service did it (an
+        # abandoned execution that would not stop); the next result says so.
+        self._replaced_because: str | None = None
 
     async def connect(self) -> None:
         """Open the sockets and wait until the kernel answers on every channel."""
@@ -222,9 +229,11 @@ class Sandbox:
         if self._kernel_session is not None and session != self._kernel_session:
             result.kernel_restarted = True
             result.notice = STATE_LOST_NOTICE
-            # Unless an earlier result said the kernel died, it died while idle.
-            result.restart_reason = None if self._death_reported else "died"
+            # Unless an earlier result said why, the kernel died while idle.
+            if not self._death_reported:
+                result.restart_reason = self._replaced_because or "died"
         self._death_reported = False
+        self._replaced_because = None
         self._kernel_session = session
         return result
 
@@ -277,8 +286,21 @@ class Sandbox:
         seen: Progress,
     ) -> tuple[str, int | None] | str:
         """Interrupt until the execution ends, for up to INTERRUPT_GRACE_S; then
-        'timeout'. Repeated, since an interrupt that comes before the kernel has begun
-        to run the code is ignored (ipykernel handles SIGINT only while executing)."""
+        'timeout'.
+
+        An interrupt stops only the user's code: inside the kernel, one that lands
+        before or after it is dropped (see sandbox_image/cell_boundaries.py; before that
+        rule, one that landed in ipykernel's own code lost the reply, and so the state).
+        So interrupts are sent once the kernel has said it began this request, and
+        repeated, since the code may not have been reached yet when one lands.
+        """
+        if not seen.started:
+            start_deadline = time.monotonic() + START_GRACE_S
+            outcome = await self._collect(
+                queue, collector, start_deadline, sent_at, seen, until_started=True
+            )
+            if outcome != "started":
+                return outcome
         deadline = time.monotonic() + INTERRUPT_GRACE_S
         while True:
             await self.agent.interrupt()
@@ -294,7 +316,9 @@ class Sandbox:
             discard = OutputCollector(0, None)
             outcome = await self._interrupt_until_stopped(queue, discard, sent_at, seen)
             if outcome == "timeout":
-                await self.restart()
+                # The session stays as it was, so the next result says the state is gone.
+                await self._restart_kernel()
+                self._replaced_because = "timeout"
         except (SandboxError, OSError) as exc:
             log.warning("could not stop an abandoned execution in %s: %s", self.id, exc)
 
@@ -311,12 +335,17 @@ class Sandbox:
         deadline: float,
         sent_at: float,
         seen: Progress,
+        *,
+        until_started: bool = False,
     ) -> tuple[str, int | None] | str:
-        """Read messages until the execution ends; return (status, count), 'timeout' or 'died'.
+        """Read messages until the execution ends; return (status, count), 'timeout' or
+        'died'; with ``until_started``, 'started' as soon as the kernel has begun it.
 
         What was seen is kept in ``seen``, so that a later call for the same request
         (after an interrupt) still knows of a reply that came before a deadline."""
         while seen.reply is None or not seen.idle:
+            if until_started and seen.started:
+                return "started"
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout"
@@ -337,6 +366,7 @@ class Sandbox:
                 continue
             msg_type = msg["msg_type"]
             content = msg["content"]
+            seen.started = True  # anything on iopub for it: busy comes first
             if msg_type == "status":
                 seen.idle = content["execution_state"] == "idle"
             elif msg_type == "stream":
@@ -361,9 +391,12 @@ class Sandbox:
 
     async def restart(self) -> None:
         """A fresh kernel in the same container: variables gone, files kept."""
+        await self._restart_kernel()
+        self._kernel_session = self.kernel.kernel_session
+
+    async def _restart_kernel(self) -> None:
         await self.agent.restart()
         await self._wait_ready(self.ready_timeout_s)
-        self._kernel_session = self.kernel.kernel_session
 
     async def close(self) -> None:
         await self.kernel.close()

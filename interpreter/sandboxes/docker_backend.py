@@ -2,9 +2,16 @@
 
 Every container: no network at all, a read-only root filesystem, tmpfs ``/tmp`` and
 ``/mnt/data`` with size limits, every capability dropped, no-new-privileges, a pids limit,
-memory (without swap) and CPU limits, a non-root uid. The kernel's ipc sockets and the
-agent's socket live in a per-sandbox host folder bind-mounted at ``/run/sandbox``: the
-service reaches the kernel without any TCP port.
+memory (without swap) and CPU limits, a bounded log, and a uid that no host account has.
+The kernel's ipc sockets and the agent's socket live in a per-sandbox host folder
+bind-mounted at ``/run/sandbox``: the service reaches the kernel without any TCP port.
+
+The container runtime is the engine's ``runc`` (Linux namespaces and cgroups) or gVisor's
+``runsc`` (a user-space kernel between the sandbox and the host's). Under gVisor the
+host's limits apply to the whole sandbox, gVisor's own memory included, and one process
+that crosses them ends the sandbox; so there the agent puts the per-sandbox limits on
+the kernel's processes inside (``RLIMIT_NPROC``, ``RLIMIT_AS``), and the host's limits
+get room above them for gVisor itself.
 """
 
 from __future__ import annotations
@@ -12,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import grp
 import json
 import logging
+import math
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
@@ -35,7 +45,19 @@ log = logging.getLogger(__name__)
 LABEL_SERVICE = "code-interpreter.service"
 LABEL_SANDBOX = "code-interpreter.sandbox"
 CONTAINER_RUN_DIR = "/run/sandbox"
-SANDBOX_UID = 1000
+# The sandbox image's own user (sandbox_image/Dockerfile). No host account may have it.
+SANDBOX_UID = 2_000_000
+GVISOR = "runsc"
+TMP_SIZE_BYTES = 256 << 20
+# A container's log takes what the kernel writes outside an execution, and anything
+# that code writes to the descriptors it kept: bounded, so no sandbox fills the disk.
+LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}}
+# Under gVisor's ptrace platform each sandboxed process costs about five host tasks and
+# five MiB of gVisor's memory (measured with 256 processes); the host's limits leave room.
+GVISOR_HOST_TASKS_PER_PROCESS = 6
+GVISOR_HOST_TASKS_BASE = 256
+GVISOR_MEMORY_PER_PROCESS_BYTES = 6 << 20
+GVISOR_MEMORY_BASE_BYTES = 256 << 20
 
 
 def host_connection_file(run_root: Path, sandbox_id: str) -> Path:
@@ -54,7 +76,10 @@ class DockerSandboxBackend:
         service_name: str,
         docker_host: str | None = None,
         preimport: str | None = None,
+        runtime: str = "runc",
+        uid: int = SANDBOX_UID,
     ) -> None:
+        self.runtime = runtime
         self.image = image
         self.run_root = run_root
         self.service_name = service_name
@@ -62,10 +87,10 @@ class DockerSandboxBackend:
         self._client = (
             docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
         )
-        # As root, sandboxes run as uid 1000 and get their folder chowned; otherwise as
-        # our own uid, so that we can reach the sockets the kernel creates.
-        self.uid = SANDBOX_UID if os.geteuid() == 0 else os.getuid()
-        self.gid = SANDBOX_UID if os.geteuid() == 0 else os.getgid()
+        # As root, sandboxes run as a uid of their own and get their folder chowned;
+        # otherwise as our own uid, so that we can reach the sockets the kernel creates.
+        self.uid = uid if os.geteuid() == 0 else os.getuid()
+        self.gid = uid if os.geteuid() == 0 else os.getgid()
 
     def check(self) -> None:
         """Fail early, with a clear message, when the engine or the image is missing."""
@@ -79,6 +104,19 @@ class DockerSandboxBackend:
             raise SandboxError(
                 f"the sandbox image {self.image} is missing; run `make setup` to build it"
             ) from exc
+        runtimes = self._client.info().get("Runtimes") or {}
+        if self.runtime not in runtimes:
+            hint = " (SETUP_RUNSC=1 make setup registers it)" if self.runtime == GVISOR else ""
+            raise SandboxError(
+                f"the Docker engine has no runtime {self.runtime!r}{hint}; it has: "
+                f"{', '.join(sorted(runtimes))}"
+            )
+        if os.geteuid() == 0 and (owner := host_owner_of_id(self.uid)) is not None:
+            raise SandboxError(
+                f"the sandbox uid {self.uid} belongs to {owner} on this host: whatever left "
+                "a sandbox would act as it. Set INTERPRETER_SANDBOX_UID to an id that no "
+                "account, group or subordinate id range uses."
+            )
         self._remove_stray_run_dirs()
 
     def _remove_stray_run_dirs(self) -> None:
@@ -134,9 +172,20 @@ class DockerSandboxBackend:
             LABEL_SANDBOX: sandbox_id,
             "code-interpreter.run-dir": str(run_dir),
         }
-        environment = {}
+        threads = str(max(1, math.ceil(spec.cpus)))
+        environment = {
+            # Numerical libraries start a thread per host core otherwise, for a sandbox
+            # that may use one core's worth.
+            "OMP_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            # For code that asks who it is (getpass): the uid may have no passwd entry.
+            "USER": "sandbox",
+            "LOGNAME": "sandbox",
+        }
         if self.preimport is not None:
             environment["SANDBOX_PREIMPORT"] = self.preimport
+        limits = self._limits(spec)
+        environment.update(limits.pop("environment"))
         try:
             self._client.containers.run(
                 self.image,
@@ -148,7 +197,7 @@ class DockerSandboxBackend:
                 network_mode="none",
                 read_only=True,
                 tmpfs={
-                    "/tmp": "rw,nosuid,nodev,size=256m,mode=1777",
+                    "/tmp": f"rw,nosuid,nodev,size={TMP_SIZE_BYTES},mode=1777",
                     "/mnt/data": (
                         f"rw,nosuid,nodev,size={spec.data_size_bytes},"
                         f"uid={self.uid},gid={self.gid},mode=0755"
@@ -157,17 +206,46 @@ class DockerSandboxBackend:
                 volumes={str(run_dir): {"bind": CONTAINER_RUN_DIR, "mode": "rw"}},
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
-                pids_limit=spec.pids_limit,
-                mem_limit=spec.memory_limit_bytes,
-                # Equal to mem_limit: no swap, so a memory hog is killed, not slowed.
-                memswap_limit=spec.memory_limit_bytes,
                 nano_cpus=int(spec.cpus * 1e9),
                 ipc_mode="private",
+                runtime=self.runtime,
+                log_config=LOG_CONFIG,
+                **limits,
             )
         except docker.errors.DockerException as exc:
             _remove_run_dir(run_dir)
             raise SandboxError(f"could not start a sandbox container: {exc}") from exc
         return SandboxRecord(sandbox_id, run_dir, host_file, labels, running=True)
+
+    def _limits(self, spec: SandboxSpec) -> dict[str, Any]:
+        """The container's pids and memory limits, and what the agent must enforce."""
+        if self.runtime != GVISOR:
+            return {
+                "pids_limit": spec.pids_limit,
+                "mem_limit": spec.memory_limit_bytes,
+                # Equal to mem_limit: no swap, so a memory hog is killed, not slowed.
+                "memswap_limit": spec.memory_limit_bytes,
+                "environment": {},
+            }
+        # gVisor keeps the sandbox's files (its tmpfs) in its own memory, too.
+        host_memory = (
+            spec.memory_limit_bytes
+            + spec.data_size_bytes
+            + TMP_SIZE_BYTES
+            + GVISOR_MEMORY_BASE_BYTES
+            + GVISOR_MEMORY_PER_PROCESS_BYTES * spec.pids_limit
+        )
+        return {
+            "pids_limit": GVISOR_HOST_TASKS_BASE + GVISOR_HOST_TASKS_PER_PROCESS * spec.pids_limit,
+            "mem_limit": host_memory,
+            "memswap_limit": host_memory,
+            "environment": {
+                "SANDBOX_PROCESS_LIMIT": str(spec.pids_limit),
+                "SANDBOX_ADDRESS_SPACE_LIMIT": str(spec.memory_limit_bytes),
+                # glibc reserves 64 MiB of address space per thread's arena otherwise.
+                "MALLOC_ARENA_MAX": "2",
+            },
+        }
 
     async def destroy(self, sandbox_id: str) -> None:
         await asyncio.to_thread(self._destroy, sandbox_id)
@@ -226,6 +304,24 @@ class DockerSandboxBackend:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
+
+
+def host_owner_of_id(uid: int) -> str | None:
+    """Who on this host has ``uid`` as a user or group id, or in a subordinate id range
+    (a user namespace's root there is that account); None when nobody does."""
+    with contextlib.suppress(KeyError):
+        return f"the user {pwd.getpwuid(uid).pw_name!r}"
+    with contextlib.suppress(KeyError):
+        return f"the group {grp.getgrgid(uid).gr_name!r}"
+    for path in ("/etc/subuid", "/etc/subgid"):
+        with contextlib.suppress(OSError):
+            for line in Path(path).read_text().splitlines():
+                fields = line.strip().split(":")
+                if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+                    first, count = int(fields[1]), int(fields[2])
+                    if first <= uid < first + count:
+                        return f"{fields[0]!r}'s subordinate ids ({path})"
+    return None
 
 
 # The run folder is the one host folder a sandbox can write (it must create its kernel's

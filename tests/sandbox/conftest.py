@@ -40,6 +40,8 @@ async def backend(make_settings: Callable[..., Settings]) -> AsyncIterator[Docke
         run_root=settings.run_root,
         service_name=settings.service_name,
         preimport=settings.preimport,
+        runtime=settings.sandbox_runtime,
+        uid=settings.sandbox_uid,
     )
     docker_backend.check()
     yield docker_backend

@@ -18,11 +18,11 @@ import json
 import os
 import queue
 import resource
+import secrets
 import shutil
 import signal
 import socket
 import socketserver
-import stat
 import sys
 import threading
 import time
@@ -37,8 +37,10 @@ CONNECTION_FILE = RUN_DIR / "kernel.json"
 AGENT_SOCKET = RUN_DIR / "agent.sock"
 MAX_LISTED_FILES = 10_000
 AGENT_WORKERS = 8
+# Socket folders of earlier kernels (see RunFolder) start with this.
+STALE_PREFIX = "stale-"
 # How often the agent checks that its socket's path still leads to it.
-KEEP_SOCKET_S = 0.5
+KEEP_SOCKET_S = 1.0
 # PID 1 of a pid namespace gets no signal from inside it that it does not handle; the
 # agent handles none, so that code in the sandbox cannot stop it (SIGKILL from inside
 # is refused by Linux; from outside, the engine's kill and remove still work).
@@ -96,7 +98,7 @@ class KernelSupervisor:
             try:
                 self.before_kernel()
             except OSError as exc:
-                print(f"agent: could not tidy the run folder: {exc}", file=sys.stderr)
+                print(f"agent: could not tidy the run folder: {exc!r}", file=sys.stderr)
         try:
             self._spawn()
         except OSError:
@@ -366,7 +368,12 @@ class AgentHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         if length:
             self.rfile.read(length)
-        if self.path == "/kernel/interrupt":
+        if self.path.startswith("/agent/ping/"):
+            if len(self.server.pings) > 100:  # type: ignore[attr-defined]
+                self.server.pings.clear()  # type: ignore[attr-defined]
+            self.server.pings.add(self.path.removeprefix("/agent/ping/"))  # type: ignore[attr-defined]
+            self._reply(200, {})
+        elif self.path == "/kernel/interrupt":
             self._reply(200, {"interrupted": self.supervisor.interrupt()})
         elif self.path == "/kernel/restart":
             self._reply(200, {"generation": self.supervisor.restart()})
@@ -391,15 +398,27 @@ class AgentServer(socketserver.UnixStreamServer):
     def __init__(self) -> None:
         super().__init__(str(AGENT_SOCKET), AgentHandler, bind_and_activate=False)
         self._socket_lock = threading.Lock()
-        self._inode = -1
+        # Nonces that reached this server through its path (see owns_its_path).
+        self.pings: set[str] = set()
+        self.checkable = False
         self.listen_afresh()
 
     def owns_its_path(self) -> bool:
+        """Whether AGENT_SOCKET leads to this server: a nonce sent through the path
+        arrives here. (Not by the file's inode: under gVisor a socket file on the host
+        cannot be stat'ed from inside.)"""
+        nonce = secrets.token_hex(8)
         try:
-            info = os.lstat(AGENT_SOCKET)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(2.0)
+                probe.connect(str(AGENT_SOCKET))
+                probe.sendall(f"POST /agent/ping/{nonce} HTTP/1.1\r\nHost: agent\r\n\r\n".encode())
+                probe.recv(1024)
         except OSError:
             return False
-        return stat.S_ISSOCK(info.st_mode) and info.st_ino == self._inode
+        found = nonce in self.pings
+        self.pings.discard(nonce)
+        return found
 
     def listen_afresh(self) -> None:
         """Listen on a new socket at AGENT_SOCKET, in place of whatever is there."""
@@ -407,32 +426,31 @@ class AgentServer(socketserver.UnixStreamServer):
             fresh = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             # Workers wake up this often, so that they move on to a replaced socket.
             fresh.settimeout(1.0)
-            staging = RUN_DIR / ".agent.sock.new"
+            # Removed, then bound in place: gVisor cannot rename a socket file that
+            # lives on the host, so there is no atomic swap.
             try:
-                _remove(staging)
-                fresh.bind(str(staging))
+                _remove(AGENT_SOCKET)
+                fresh.bind(str(AGENT_SOCKET))
                 fresh.listen(16)
-                if AGENT_SOCKET.is_dir() and not AGENT_SOCKET.is_symlink():
-                    shutil.rmtree(AGENT_SOCKET)
-                os.replace(staging, AGENT_SOCKET)
             except OSError:
                 fresh.close()
                 raise
             old, self.socket = self.socket, fresh
-            self._inode = os.lstat(AGENT_SOCKET).st_ino
             old.close()
 
     def keep_its_path(self) -> None:
         while True:
             time.sleep(KEEP_SOCKET_S)
-            if not self.owns_its_path():
+            if self.checkable and not self.owns_its_path():
                 with contextlib.suppress(OSError):  # a full run folder: tried again
                     self.listen_afresh()
 
-    def serve_with_workers(self, workers: int) -> None:
-        for _ in range(workers - 1):
+    def start_workers(self, workers: int) -> None:
+        for _ in range(workers):
             threading.Thread(target=self._work, daemon=True).start()
-        self._work()
+        # Under gVisor a socket that lives on the host cannot be reached from inside, nor
+        # removed or replaced by code in the sandbox: there is nothing to check or keep.
+        self.checkable = self.owns_its_path()
 
     def _work(self) -> None:
         while True:
@@ -455,32 +473,47 @@ class RunFolder:
     sockets), rewrite the connection file (a kernel reading that would answer with
     another key, on other paths), remove or replace the agent's socket. Before a kernel
     starts, none of the user's processes is alive, so nothing can undo this meanwhile.
+
+    Each kernel gets a fresh folder for its sockets: under gVisor a socket file that
+    lives on the host can be neither removed nor bound again from inside, but its
+    folder can be renamed. The host's sockets reconnect by path, so they find the new
+    kernel's; the host removes the stale folders that the agent cannot.
     """
 
     def __init__(self, server: AgentServer) -> None:
         self.server = server
         # Read once, before any user code has run: as the host wrote it.
         self.connection = CONNECTION_FILE.read_bytes()
+        self.sockets = Path(json.loads(self.connection)["ip"]).parent
 
     def reset(self) -> None:
         RUN_DIR.chmod(0o700)
+        keep = {AGENT_SOCKET, CONNECTION_FILE, self.sockets}
         for entry in RUN_DIR.iterdir():
-            if entry == AGENT_SOCKET and self.server.owns_its_path():
-                continue
-            if entry not in (AGENT_SOCKET, CONNECTION_FILE):
+            if entry not in keep:
                 _remove(entry)
-        staging = RUN_DIR / ".kernel.json.new"
-        staging.write_bytes(self.connection)
-        os.replace(staging, CONNECTION_FILE)
-        if not self.server.owns_its_path():
+        if self.sockets != RUN_DIR:
+            if self.sockets.exists() or self.sockets.is_symlink():
+                stale = RUN_DIR / f"{STALE_PREFIX}{secrets.token_hex(4)}"
+                os.rename(self.sockets, stale)
+                _remove(stale)
+            self.sockets.mkdir()
+        # In place, not renamed over it: gVisor refuses renames in a folder of the host's.
+        # No process of the user's is alive now to race with.
+        _remove(CONNECTION_FILE)
+        CONNECTION_FILE.write_bytes(self.connection)
+        if self.server.checkable and not self.server.owns_its_path():
             self.server.listen_afresh()
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
+    # Unlink first: under gVisor a socket file on the host cannot even be stat'ed.
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:  # a folder
         shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def kernel_limits() -> dict[int, int]:
@@ -506,10 +539,11 @@ def main() -> None:
     run_folder = RunFolder(server)
     supervisor = KernelSupervisor(kernel_limits(), before_kernel=run_folder.reset)
     AgentHandler.supervisor = supervisor
+    # Serving before the first kernel: the run folder's reset asks the agent's own path.
+    server.start_workers(AGENT_WORKERS)
     threading.Thread(target=reap_forever, args=(supervisor,), daemon=True).start()
     supervisor.start()
-    threading.Thread(target=server.keep_its_path, daemon=True).start()
-    server.serve_with_workers(AGENT_WORKERS)
+    server.keep_its_path()
 
 
 if __name__ == "__main__":

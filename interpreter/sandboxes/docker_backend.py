@@ -45,19 +45,29 @@ log = logging.getLogger(__name__)
 LABEL_SERVICE = "code-interpreter.service"
 LABEL_SANDBOX = "code-interpreter.sandbox"
 CONTAINER_RUN_DIR = "/run/sandbox"
+# The kernel's ipc sockets, in a folder of their own in the run folder: the agent gives
+# each new kernel a fresh one (see sandbox_image/agent.py, RunFolder).
+SOCKET_DIR = "sockets"
 # The sandbox image's own user (sandbox_image/Dockerfile). No host account may have it.
 SANDBOX_UID = 2_000_000
 GVISOR = "runsc"
 TMP_SIZE_BYTES = 256 << 20
+SHM_SIZE_BYTES = 64 << 20
 # A container's log takes what the kernel writes outside an execution, and anything
 # that code writes to the descriptors it kept: bounded, so no sandbox fills the disk.
 LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}}
-# Under gVisor's ptrace platform each sandboxed process costs about five host tasks and
-# five MiB of gVisor's memory (measured with 256 processes); the host's limits leave room.
-GVISOR_HOST_TASKS_PER_PROCESS = 6
+# Under gVisor's ptrace platform every sandboxed process costs host tasks and gVisor
+# memory: measured, about 8 tasks and 33 MiB for each fork of a kernel with the default
+# pre-imports. So gVisor sandboxes get at most GVISOR_MAX_PROCESSES processes, and the
+# host's limits room for them, for gVisor itself and for the address-space slack.
+GVISOR_MAX_PROCESSES = 64
+GVISOR_HOST_TASKS_PER_PROCESS = 8
 GVISOR_HOST_TASKS_BASE = 256
-GVISOR_MEMORY_PER_PROCESS_BYTES = 6 << 20
+GVISOR_MEMORY_PER_PROCESS_BYTES = 40 << 20
 GVISOR_MEMORY_BASE_BYTES = 256 << 20
+# Address space a process may map beyond the memory limit: a kernel with the default
+# pre-imports maps about 300 MiB before it holds any data.
+GVISOR_ADDRESS_SPACE_SLACK_BYTES = 512 << 20
 
 
 def host_connection_file(run_root: Path, sandbox_id: str) -> Path:
@@ -155,13 +165,13 @@ class DockerSandboxBackend:
         _mount_small_tmpfs(run_dir)
         key = secrets.token_hex(32)
         (run_dir / "kernel.json").write_text(
-            json.dumps(connection_info(f"{CONTAINER_RUN_DIR}/kernel", key))
+            json.dumps(connection_info(f"{CONTAINER_RUN_DIR}/{SOCKET_DIR}/kernel", key))
         )
         # The host's copy lives beside the run folder, not in it: the sandbox can write
         # its run folder, and a file there could be made to say anything (or to be
         # unreadable) by the time a restarted service reads it to re-adopt the sandbox.
         host_file = host_connection_file(self.run_root, sandbox_id)
-        host_file.write_text(json.dumps(connection_info(str(run_dir / "kernel"), key)))
+        host_file.write_text(json.dumps(connection_info(str(run_dir / SOCKET_DIR / "kernel"), key)))
         host_file.chmod(0o600)
         if os.geteuid() == 0:
             for path in (run_dir, run_dir / "kernel.json"):
@@ -208,6 +218,7 @@ class DockerSandboxBackend:
                 security_opt=["no-new-privileges"],
                 nano_cpus=int(spec.cpus * 1e9),
                 ipc_mode="private",
+                shm_size=SHM_SIZE_BYTES,
                 runtime=self.runtime,
                 log_config=LOG_CONFIG,
                 **limits,
@@ -218,30 +229,36 @@ class DockerSandboxBackend:
         return SandboxRecord(sandbox_id, run_dir, host_file, labels, running=True)
 
     def _limits(self, spec: SandboxSpec) -> dict[str, Any]:
-        """The container's pids and memory limits, and what the agent must enforce."""
+        """The container's pids and memory limits, and what the agent must enforce.
+
+        The sandbox's file systems are tmpfs: what they hold is memory, charged to the
+        container. So they get room of their own above the memory limit; else full files
+        would leave a restarted kernel too little memory to start, again and again.
+        """
+        files = spec.data_size_bytes + TMP_SIZE_BYTES + SHM_SIZE_BYTES
         if self.runtime != GVISOR:
             return {
                 "pids_limit": spec.pids_limit,
-                "mem_limit": spec.memory_limit_bytes,
+                "mem_limit": spec.memory_limit_bytes + files,
                 # Equal to mem_limit: no swap, so a memory hog is killed, not slowed.
-                "memswap_limit": spec.memory_limit_bytes,
+                "memswap_limit": spec.memory_limit_bytes + files,
                 "environment": {},
             }
-        # gVisor keeps the sandbox's files (its tmpfs) in its own memory, too.
+        processes = min(spec.pids_limit, GVISOR_MAX_PROCESSES)
+        address_space = spec.memory_limit_bytes + GVISOR_ADDRESS_SPACE_SLACK_BYTES
         host_memory = (
-            spec.memory_limit_bytes
-            + spec.data_size_bytes
-            + TMP_SIZE_BYTES
+            address_space
+            + files
             + GVISOR_MEMORY_BASE_BYTES
-            + GVISOR_MEMORY_PER_PROCESS_BYTES * spec.pids_limit
+            + GVISOR_MEMORY_PER_PROCESS_BYTES * processes
         )
         return {
-            "pids_limit": GVISOR_HOST_TASKS_BASE + GVISOR_HOST_TASKS_PER_PROCESS * spec.pids_limit,
+            "pids_limit": GVISOR_HOST_TASKS_BASE + GVISOR_HOST_TASKS_PER_PROCESS * processes,
             "mem_limit": host_memory,
             "memswap_limit": host_memory,
             "environment": {
-                "SANDBOX_PROCESS_LIMIT": str(spec.pids_limit),
-                "SANDBOX_ADDRESS_SPACE_LIMIT": str(spec.memory_limit_bytes),
+                "SANDBOX_PROCESS_LIMIT": str(processes),
+                "SANDBOX_ADDRESS_SPACE_LIMIT": str(address_space),
                 # glibc reserves 64 MiB of address space per thread's arena otherwise.
                 "MALLOC_ARENA_MAX": "2",
             },

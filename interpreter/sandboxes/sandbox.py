@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from interpreter.errors import SandboxError
@@ -39,6 +41,11 @@ INTERRUPT_REPEAT_S = 0.5
 ABORTED_RETRIES = 2
 # Without messages for this long during an execution, ask the agent whether the kernel lives.
 LIVENESS_POLL_S = 0.5
+
+# What the run folder holds for the host: the agent's socket, the connection file, the
+# kernel's socket folder. Anything else there is the sandbox's junk or a stale socket
+# folder of an earlier kernel, which the agent could not remove under gVisor.
+RUN_FOLDER_ENTRIES = frozenset({"agent.sock", "kernel.json", "sockets"})
 
 TRUNCATION_MARKER = "\n[output truncated: the execution printed more than the limit]\n"
 
@@ -152,6 +159,7 @@ class Sandbox:
 
     async def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
+        await asyncio.to_thread(_tidy_run_folder, self.record.run_dir)
         # The agent's socket appears a moment after the container starts.
         while not (self.record.run_dir / "agent.sock").exists():
             if time.monotonic() > deadline:
@@ -401,3 +409,18 @@ class Sandbox:
     async def close(self) -> None:
         await self.kernel.close()
         await self.agent.close()
+
+
+def _tidy_run_folder(run_dir: Path) -> None:
+    """Remove what does not belong in the run folder (a full one leaves a new kernel no
+    room for its sockets). rmtree neither follows links nor descends into one swapped in
+    meanwhile."""
+    with contextlib.suppress(OSError):
+        for entry in run_dir.iterdir():
+            if entry.name in RUN_FOLDER_ENTRIES:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()

@@ -222,7 +222,8 @@ async def test_a_hostile_sandbox_cannot_aim_the_service_at_the_host(
 
 async def test_the_agent_takes_its_socket_back(start_sandbox: StartSandbox) -> None:
     """Removed, replaced by a link or by another socket: the agent's path leads to the
-    agent again soon after, and the kernel still answers."""
+    agent again soon after, and the kernel still answers. (Under gVisor the sandbox
+    cannot even remove a socket file of the host's.)"""
     sandbox = await start_sandbox()
     fresh = AgentClient(sandbox.record.run_dir / "agent.sock")
     try:
@@ -231,8 +232,11 @@ async def test_the_agent_takes_its_socket_back(start_sandbox: StartSandbox) -> N
             "os.remove(path)\nos.symlink('/etc/passwd', path)",
             FAKE_AGENT + "os.replace('/run/sandbox/fake.sock', path)",
         ]:
+            indented = sabotage.replace("\n", "\n    ")
             done = await sandbox.execute(
-                f"import os\npath = '/run/sandbox/agent.sock'\n{sabotage}", timeout_s=30
+                f"import os\npath = '/run/sandbox/agent.sock'\n"
+                f"try:\n    {indented}\nexcept PermissionError:\n    pass",
+                timeout_s=30,
             )
             assert done.status == "ok", done.outputs
             health = await eventually(fresh.health, timeout_s=30)

@@ -41,6 +41,23 @@ AGENT_WORKERS = 8
 STALE_PREFIX = "stale-"
 # How often the agent checks that its socket's path still leads to it.
 KEEP_SOCKET_S = 1.0
+# The user the kernel and everything it starts run as. The agent runs as that user too
+# under runc; under gVisor as root (gVisor's, inside its sandbox), because gVisor lets a
+# process kill or stop PID 1 of its own uid, which Linux does not.
+KERNEL_UID = int(os.environ.get("SANDBOX_KERNEL_UID", os.getuid()))
+KERNEL_GID = int(os.environ.get("SANDBOX_KERNEL_GID", os.getgid()))
+KERNEL_COMMAND = [
+    sys.executable,
+    "-m",
+    "ipykernel_launcher",
+    "-f",
+    str(CONNECTION_FILE),
+    "--IPKernelApp.exec_lines=__import__('sandbox_startup').run()",
+    # The kernel's descriptors 1 and 2 are routed per execution by cell_boundaries;
+    # ipykernel's own capture would send them to whichever execution is current.
+    "--IPKernelApp.capture_fd_output=False",
+    "--HistoryManager.enabled=False",
+]
 # PID 1 of a pid namespace gets no signal from inside it that it does not handle; the
 # agent handles none, so that code in the sandbox cannot stop it (SIGKILL from inside
 # is refused by Linux; from outside, the engine's kill and remove still work).
@@ -67,11 +84,7 @@ class KernelSupervisor:
     waits for the reaper to collect them.
     """
 
-    def __init__(
-        self,
-        limits: dict[int, int] | None = None,
-        before_kernel: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, before_kernel: Callable[[], None] | None = None) -> None:
         self.lock = threading.Lock()
         self.before_kernel = before_kernel
         self.pid: int | None = None  # the kernel's
@@ -79,7 +92,6 @@ class KernelSupervisor:
         self.started_at = 0.0
         self.last_exit: int | None = None
         self.restarts_on_death = 0
-        self.limits = limits or {}
         self._exits: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self._wake = threading.Event()
 
@@ -111,18 +123,7 @@ class KernelSupervisor:
         started_at = time.time()
         pid = os.posix_spawn(
             sys.executable,
-            [
-                sys.executable,
-                "-m",
-                "ipykernel_launcher",
-                "-f",
-                str(CONNECTION_FILE),
-                "--IPKernelApp.exec_lines=__import__('sandbox_startup').run()",
-                # The kernel's descriptors 1 and 2 are routed per execution by
-                # cell_boundaries; ipykernel's capture would send them to any execution.
-                "--IPKernelApp.capture_fd_output=False",
-                "--HistoryManager.enabled=False",
-            ],
+            [sys.executable, str(Path(__file__).resolve()), "kernel"],
             {**os.environ, "SANDBOX_KERNEL_GENERATION": str(self.generation + 1)},
             file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)],
             # A new session, so a stray os.killpg from user code cannot reach the agent;
@@ -130,10 +131,6 @@ class KernelSupervisor:
             setsid=True,
             setsigdef=IGNORED_SIGNALS,
         )
-        # Before any user code: the kernel takes a second or more to start.
-        for resource_id, limit in self.limits.items():
-            with contextlib.suppress(OSError):
-                resource.prlimit(pid, resource_id, (limit, limit))
         self.pid = pid
         self.generation += 1
         self.started_at = started_at
@@ -346,6 +343,7 @@ class AgentHandler(BaseHTTPRequestHandler):
                 self._reply(400, {"error": "upload ended early"})
                 return
             partial.replace(path)
+            hand_to_user(path)
         except OSError as exc:
             # ENOSPC when /mnt/data is full: the caller maps it to a clear error.
             self._reply(507 if exc.errno == 28 else 500, {"error": str(exc)})
@@ -438,13 +436,6 @@ class AgentServer(socketserver.UnixStreamServer):
             old, self.socket = self.socket, fresh
             old.close()
 
-    def keep_its_path(self) -> None:
-        while True:
-            time.sleep(KEEP_SOCKET_S)
-            if self.checkable and not self.owns_its_path():
-                with contextlib.suppress(OSError):  # a full run folder: tried again
-                    self.listen_afresh()
-
     def start_workers(self, workers: int) -> None:
         for _ in range(workers):
             threading.Thread(target=self._work, daemon=True).start()
@@ -486,24 +477,42 @@ class RunFolder:
         self.connection = CONNECTION_FILE.read_bytes()
         self.sockets = Path(json.loads(self.connection)["ip"]).parent
 
-    def reset(self) -> None:
-        RUN_DIR.chmod(0o700)
-        keep = {AGENT_SOCKET, CONNECTION_FILE, self.sockets}
+    def remove_junk(self) -> None:
         for entry in RUN_DIR.iterdir():
-            if entry not in keep:
+            if entry not in (AGENT_SOCKET, CONNECTION_FILE, self.sockets):
                 _remove(entry)
+
+    def reset(self) -> None:
+        # Under gVisor the folder is root's, and the kernel only passes through it.
+        RUN_DIR.chmod(0o700 if os.getuid() == KERNEL_UID else 0o755)
+        self.remove_junk()
         if self.sockets != RUN_DIR:
             if self.sockets.exists() or self.sockets.is_symlink():
                 stale = RUN_DIR / f"{STALE_PREFIX}{secrets.token_hex(4)}"
                 os.rename(self.sockets, stale)
                 _remove(stale)
             self.sockets.mkdir()
+            os.chown(self.sockets, KERNEL_UID, KERNEL_GID)
         # In place, not renamed over it: gVisor refuses renames in a folder of the host's.
         # No process of the user's is alive now to race with.
         _remove(CONNECTION_FILE)
         CONNECTION_FILE.write_bytes(self.connection)
         if self.server.checkable and not self.server.owns_its_path():
             self.server.listen_afresh()
+
+    def keep_agent_reachable(self) -> None:
+        """Take the agent's path back whenever something else is there (runs forever)."""
+        while True:
+            time.sleep(KEEP_SOCKET_S)
+            if not self.server.checkable or self.server.owns_its_path():
+                continue
+            try:
+                self.server.listen_afresh()
+            except OSError:
+                # A full run folder leaves no room for a socket: make some.
+                with contextlib.suppress(OSError):
+                    self.remove_junk()
+                    self.server.listen_afresh()
 
 
 def _remove(path: Path) -> None:
@@ -518,7 +527,7 @@ def _remove(path: Path) -> None:
 
 def kernel_limits() -> dict[int, int]:
     """Limits the host asks for on the kernel and everything it starts (set under
-    gVisor, whose sandbox cannot take the host's own limits for one process)."""
+    gVisor, where one process over the host's limits would end the whole sandbox)."""
     limits = {}
     for variable, resource_id in (
         ("SANDBOX_PROCESS_LIMIT", resource.RLIMIT_NPROC),
@@ -529,6 +538,29 @@ def kernel_limits() -> dict[int, int]:
     return limits
 
 
+def become_kernel() -> None:
+    """The kernel's first moment (``agent.py kernel``): take its limits, become the
+    sandbox user, then be ipykernel. Limits set here, before any user code, are inherited
+    by everything the kernel starts."""
+    for resource_id, limit in kernel_limits().items():
+        resource.setrlimit(resource_id, (limit, limit))
+    if os.getuid() != KERNEL_UID:
+        os.setgroups([])
+        os.setgid(KERNEL_GID)
+        os.setuid(KERNEL_UID)
+    os.execv(sys.executable, KERNEL_COMMAND)
+
+
+def hand_to_user(path: Path) -> None:
+    """Give what the agent made in /mnt/data, and the folders it made for it, to the
+    sandbox user (when the agent runs as root, under gVisor)."""
+    if os.getuid() == KERNEL_UID:
+        return
+    while path != DATA_DIR and DATA_DIR in path.parents:
+        os.chown(path, KERNEL_UID, KERNEL_GID, follow_symlinks=False)
+        path = path.parent
+
+
 def main() -> None:
     # The host writes the connection file before starting the container.
     if not CONNECTION_FILE.exists():
@@ -537,14 +569,17 @@ def main() -> None:
         signal.signal(signum, signal.SIG_IGN)
     server = AgentServer()
     run_folder = RunFolder(server)
-    supervisor = KernelSupervisor(kernel_limits(), before_kernel=run_folder.reset)
+    supervisor = KernelSupervisor(before_kernel=run_folder.reset)
     AgentHandler.supervisor = supervisor
     # Serving before the first kernel: the run folder's reset asks the agent's own path.
     server.start_workers(AGENT_WORKERS)
     threading.Thread(target=reap_forever, args=(supervisor,), daemon=True).start()
     supervisor.start()
-    server.keep_its_path()
+    run_folder.keep_agent_reachable()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["kernel"]:
+        become_kernel()
+    else:
+        main()

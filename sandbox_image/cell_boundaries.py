@@ -16,16 +16,19 @@ which a cell used to reach into later ones:
   pair of pipes for each execution, so processes inherit their execution's. Once an
   execution has ended, what its threads and processes still write is dropped, never
   shown in a later execution.
-- **A copy of the kernel made by ``os.fork`` that gets back to the kernel's own code
-  exits.** Its ZMQ sockets do not work after a fork, so it can do nothing useful there,
-  and a fork bomb's copies would otherwise live on, spinning and writing errors.
+- **Copies of the kernel made by ``os.fork`` do not outlive their execution.** One that
+  gets back to the kernel's own code exits at once (its ZMQ sockets do not work after a
+  fork); those still running when the execution ends are ended then, unless
+  ``multiprocessing`` manages them. A fork bomb's copies would otherwise fork on into
+  every slot that frees up, for good.
 - **The kernel reaps its forked children** that have exited, at the start and end of
-  every execution, unless ``multiprocessing`` manages them, so that exited copies do not
-  hold the sandbox's process slots. (Code that waits for its own forked children with
-  ``os.waitpid`` must do so in the cell that forked them.)
+  every execution (``multiprocessing``'s excepted), so that they do not hold the
+  sandbox's process slots. Code that waits for its own forked children with
+  ``os.waitpid`` must do so in the execution that forked them.
 
-Processes that a cell starts on purpose (``subprocess.Popen``, a server) live on across
-executions; the agent ends every one of them when the kernel restarts.
+Processes that run another program (``subprocess.Popen``, a server) live on across
+executions, as a Jupyter user expects; the agent ends every one of them when the kernel
+restarts.
 """
 
 from __future__ import annotations
@@ -38,11 +41,14 @@ import selectors
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Any
 
 PIPE_READ_SIZE = 1 << 16
+# How long the end of an execution waits for ended copies that the agent must reap.
+ENDED_COPIES_WAIT_S = 2.0
 
 
 def install(shell: Any) -> None:
@@ -51,15 +57,16 @@ def install(shell: Any) -> None:
     _interrupt_only_user_code(shell)
     _threads_inherit_context()
     pipes = ExecutionPipes({1: sys.stdout, 2: sys.stderr})
-    forked = ForkedChildren(kernel_pid)
+    copies = ForkedCopies(kernel_pid)
 
     def before_execution() -> None:
-        forked.reap()
+        copies.reap()
         pipes.begin(sys.stdout.parent_header)
 
     def after_execution() -> None:
+        copies.end_leftovers()
         pipes.end()
-        forked.reap()
+        copies.reap()
 
     def leave_if_copy() -> None:
         if os.getpid() != kernel_pid:
@@ -209,14 +216,23 @@ class _Pipe:
         self.ended = False
 
 
-class ForkedChildren:
-    """The kernel's children made by ``os.fork``, so that exited ones can be reaped.
+class ForkedCopies:
+    """Copies of the kernel made by ``os.fork``: reaped once exited, and ended along with
+    the execution that made them.
 
-    Only those: children of ``subprocess`` are waited for by their ``Popen`` object,
-    and reaping one behind its back would lose its exit status.
+    A copy still running when its execution ends (a fork bomb's, whose copies go on
+    forking into every slot that frees up; a forked child left looping) is ended then,
+    with every copy it made: nothing the kernel's code can do with one after that is
+    worth a slot of the sandbox's. Processes that run another program (``subprocess``,
+    an ``exec``) are not copies and live on, as do the workers of ``multiprocessing``,
+    which waits for its own. Only direct children are reaped: those of ``subprocess``
+    are waited for by their ``Popen``, and reaping one behind its back would lose its
+    exit status.
     """
 
     def __init__(self, kernel_pid: int) -> None:
+        self._kernel_pid = kernel_pid
+        self._cmdline = _cmdline(kernel_pid)
         self._pids: set[int] = set()
         fork = os.fork
 
@@ -228,12 +244,36 @@ class ForkedChildren:
 
         os.fork = tracked_fork
 
+    def end_leftovers(self) -> None:
+        managed = self._managed()
+        ended: set[int] = set()
+        # Again until none is found: a copy may fork while the others are being ended.
+        for _ in range(100):
+            copies = [
+                pid
+                for pid in _pids()
+                if pid != self._kernel_pid and pid not in managed and _cmdline(pid) == self._cmdline
+            ]
+            if not copies:
+                break
+            for pid in copies:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            ended.update(copies)
+        # Gone before the execution ends, so the next one finds every slot free: the
+        # kernel's own children reaped here, the others (the agent reaps them) awaited.
+        deadline = time.monotonic() + ENDED_COPIES_WAIT_S
+        for pid in ended:
+            if pid in self._pids:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+                self._pids.discard(pid)
+            else:
+                while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                    time.sleep(0.002)
+
     def reap(self) -> None:
-        managed: set[int | None] = set()
-        multiprocessing_process = sys.modules.get("multiprocessing.process")
-        if multiprocessing_process is not None:
-            # multiprocessing waits for its own workers (Process.join, Pool).
-            managed = {child.pid for child in list(multiprocessing_process._children)}
+        managed = self._managed()
         for pid in list(self._pids):
             if pid in managed:
                 continue
@@ -243,3 +283,22 @@ class ForkedChildren:
                 done = pid
             if done:
                 self._pids.discard(pid)
+
+    @staticmethod
+    def _managed() -> set[int | None]:
+        multiprocessing_process = sys.modules.get("multiprocessing.process")
+        if multiprocessing_process is None:
+            return set()
+        return {child.pid for child in list(multiprocessing_process._children)}
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as source:
+            return source.read()
+    except OSError:
+        return None

@@ -51,23 +51,32 @@ SOCKET_DIR = "sockets"
 # The sandbox image's own user (sandbox_image/Dockerfile). No host account may have it.
 SANDBOX_UID = 2_000_000
 GVISOR = "runsc"
+# Under gVisor a process may kill or stop PID 1 of its own uid (Linux refuses), so there
+# the agent runs as root, gVisor's, and starts the kernel as the sandbox user. Root
+# inside gVisor is root of gVisor's kernel only; it keeps what the agent needs: to
+# become the sandbox user, to signal its processes, and to manage its files.
+GVISOR_AGENT_CAPABILITIES = ["SETUID", "SETGID", "KILL", "CHOWN", "DAC_OVERRIDE", "FOWNER"]
 TMP_SIZE_BYTES = 256 << 20
 SHM_SIZE_BYTES = 64 << 20
 # A container's log takes what the kernel writes outside an execution, and anything
 # that code writes to the descriptors it kept: bounded, so no sandbox fills the disk.
 LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}}
-# Under gVisor's ptrace platform every sandboxed process costs host tasks and gVisor
-# memory: measured, about 8 tasks and 33 MiB for each fork of a kernel with the default
-# pre-imports. So gVisor sandboxes get at most GVISOR_MAX_PROCESSES processes, and the
-# host's limits room for them, for gVisor itself and for the address-space slack.
+# Under gVisor's ptrace platform every sandboxed task costs host tasks and gVisor memory:
+# 33 MiB for each fork of a kernel with the default pre-imports, and host tasks that
+# outlive the sandboxed ones for a while (a fork bomb of 64 tasks peaked at 1,137 host
+# tasks, and once crossed a limit of 1,792). So gVisor sandboxes get at most
+# GVISOR_MAX_PROCESSES tasks (threads count, as for RLIMIT_NPROC anywhere), and the
+# host's limits room for them, for gVisor itself and for the address-space slack: a
+# sandbox that crossed the host's limits would be ended whole.
 GVISOR_MAX_PROCESSES = 64
-GVISOR_HOST_TASKS_PER_PROCESS = 8
+GVISOR_HOST_TASKS_PER_PROCESS = 64
 GVISOR_HOST_TASKS_BASE = 256
 GVISOR_MEMORY_PER_PROCESS_BYTES = 40 << 20
 GVISOR_MEMORY_BASE_BYTES = 256 << 20
 # Address space a process may map beyond the memory limit: a kernel with the default
-# pre-imports maps about 300 MiB before it holds any data.
-GVISOR_ADDRESS_SPACE_SLACK_BYTES = 512 << 20
+# pre-imports maps about 300 MiB before it holds any data, and ipykernel holds several
+# copies of a large output while it sends it (50 MB printed needs about 300 MB more).
+GVISOR_ADDRESS_SPACE_SLACK_BYTES = 1 << 30
 
 
 def host_connection_file(run_root: Path, sandbox_id: str) -> Path:
@@ -173,7 +182,12 @@ class DockerSandboxBackend:
         host_file = host_connection_file(self.run_root, sandbox_id)
         host_file.write_text(json.dumps(connection_info(str(run_dir / SOCKET_DIR / "kernel"), key)))
         host_file.chmod(0o600)
-        if os.geteuid() == 0:
+        agent_as_root = self.runtime == GVISOR and os.geteuid() == 0
+        if agent_as_root:
+            # The agent's (root's, inside gVisor): the kernel only passes through to its
+            # own socket folder, and cannot write anything else here.
+            run_dir.chmod(0o755)
+        elif os.geteuid() == 0:
             for path in (run_dir, run_dir / "kernel.json"):
                 os.chown(path, self.uid, self.gid)
         labels = {
@@ -191,6 +205,8 @@ class DockerSandboxBackend:
             # For code that asks who it is (getpass): the uid may have no passwd entry.
             "USER": "sandbox",
             "LOGNAME": "sandbox",
+            "SANDBOX_KERNEL_UID": str(self.uid),
+            "SANDBOX_KERNEL_GID": str(self.gid),
         }
         if self.preimport is not None:
             environment["SANDBOX_PREIMPORT"] = self.preimport
@@ -203,7 +219,7 @@ class DockerSandboxBackend:
                 name=f"{self.service_name}-sandbox-{sandbox_id}",
                 labels=labels,
                 environment=environment,
-                user=f"{self.uid}:{self.gid}",
+                user="0:0" if agent_as_root else f"{self.uid}:{self.gid}",
                 network_mode="none",
                 read_only=True,
                 tmpfs={
@@ -215,6 +231,7 @@ class DockerSandboxBackend:
                 },
                 volumes={str(run_dir): {"bind": CONTAINER_RUN_DIR, "mode": "rw"}},
                 cap_drop=["ALL"],
+                cap_add=GVISOR_AGENT_CAPABILITIES if agent_as_root else [],
                 security_opt=["no-new-privileges"],
                 nano_cpus=int(spec.cpus * 1e9),
                 ipc_mode="private",

@@ -357,16 +357,21 @@ class Sandbox:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout"
-            if seen.reply is not None:
-                # The reply came but the idle status has not: after a kernel restart the
-                # iopub socket may still be reconnecting. Don't wait long for it.
+            # The reply came, and nothing on iopub for this request: after a kernel
+            # restart the iopub socket may still be reconnecting, and the idle status
+            # may never come. Once iopub has said anything for it, it will come, after
+            # all the outputs (a large one may take a while to arrive after the reply).
+            iopub_lost = seen.reply is not None and not seen.started
+            if iopub_lost:
                 remaining = min(remaining, 0.2)
             try:
                 channel, msg = await asyncio.wait_for(queue.get(), min(remaining, LIVENESS_POLL_S))
             except TimeoutError:
-                if seen.reply is not None:
+                if iopub_lost:
                     break
                 if await self._died_since(sent_at):
+                    if seen.reply is not None:
+                        break  # it died after replying: the reply stands
                     return "died"
                 continue
             if channel == "shell":

@@ -172,7 +172,7 @@ class Lie(BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
-fake = Server("/run/sandbox/fake.sock", Lie)
+fake = Server("/run/sandbox/sockets/fake.sock", Lie)
 threading.Thread(target=fake.serve_forever, daemon=True).start()
 """
 
@@ -191,8 +191,10 @@ async def test_a_hostile_sandbox_cannot_aim_the_service_at_the_host(
     decoy.bind(str(decoy_path))
     decoy.listen(8)
     decoy.setblocking(False)
-    faked = AgentClient(sandbox.record.run_dir / "fake.sock")
-    linked = AgentClient(sandbox.record.run_dir / "link.sock")
+    # In the kernel's socket folder: under gVisor the rest of the run folder is the
+    # agent's, and the kernel cannot write there.
+    faked = AgentClient(sandbox.record.run_dir / "sockets" / "fake.sock")
+    linked = AgentClient(sandbox.record.run_dir / "sockets" / "link.sock")
     try:
         started = await sandbox.execute(FAKE_AGENT, timeout_s=30)
         assert started.status == "ok", started.outputs
@@ -205,12 +207,11 @@ async def test_a_hostile_sandbox_cannot_aim_the_service_at_the_host(
                 await faked.read_file(path)
 
         made = await sandbox.execute(
-            f"import os\nos.symlink({str(decoy_path)!r}, '/run/sandbox/link.sock')", timeout_s=30
+            f"import os\nos.symlink({str(decoy_path)!r}, '/run/sandbox/sockets/link.sock')",
+            timeout_s=30,
         )
         assert made.status == "ok", made.outputs
         with pytest.raises(SandboxError, match="replaced"):
-            await linked.health()
-        with pytest.raises(SandboxError):
             await linked.list_files()
         with pytest.raises(BlockingIOError):
             decoy.accept()  # nobody ever connected to the host's socket
@@ -230,7 +231,7 @@ async def test_the_agent_takes_its_socket_back(start_sandbox: StartSandbox) -> N
         for sabotage in [
             "os.remove(path)",
             "os.remove(path)\nos.symlink('/etc/passwd', path)",
-            FAKE_AGENT + "os.replace('/run/sandbox/fake.sock', path)",
+            FAKE_AGENT + "os.replace('/run/sandbox/sockets/fake.sock', path)",
         ]:
             indented = sabotage.replace("\n", "\n    ")
             done = await sandbox.execute(

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from interpreter.sandboxes.agent import AGENT_CONNECTIONS, AgentClient
+from interpreter.sandboxes.outputs import Output, StreamOutput
 from interpreter.sandboxes.sandbox import STATE_LOST_NOTICE, Sandbox
 
 pytestmark = pytest.mark.docker
@@ -59,43 +60,60 @@ async def test_fork_bomb_is_contained(start_sandbox: StartSandbox) -> None:
     pids_limit = 64
     sandbox = await start_sandbox(pids_limit=pids_limit)
     await sandbox.execute("x = 'kept'", timeout_s=30)
-    # Bounded on purpose: children sleep instead of forking on, so the test cannot
-    # hurt the machine even if the limit were missing.
-    bomb = await sandbox.execute(
-        "import os, time\n"
-        "children, refused = 0, None\n"
-        "for _ in range(1000):\n"
-        "    try:\n"
-        "        pid = os.fork()\n"
-        "    except OSError as exc:\n"
-        "        refused = type(exc).__name__\n"
-        "        break\n"
-        "    if pid == 0:\n"
-        "        time.sleep(120)\n"
-        "        os._exit(0)\n"
-        "    children += 1\n"
-        "print(children, refused)",
-        timeout_s=60,
-    )
-    assert bomb.status == "ok", bomb.outputs
-    children, refused = bomb.stdout.split()
-    assert int(children) < pids_limit
-    assert refused == "BlockingIOError"
-    # The children live on (they are the cell's, asleep); the kernel answers cleanly.
-    after_bomb = await sandbox.execute("print(x)", timeout_s=30)
-    assert (after_bomb.stdout, after_bomb.stderr) == ("kept\n", "")
+    # Bounded on purpose: children sleep instead of forking on, so the test cannot hurt
+    # the machine even if the limit were missing. The cell holds every pid until the
+    # test lets it go (a file in /mnt/data).
+    counted = asyncio.Event()
 
-    # The agent still answers new connections while every pid is taken (it could not
-    # start a thread for them), and a restart frees the pids.
+    async def on_output(output: Output) -> None:
+        if isinstance(output, StreamOutput) and "refused" in output.text:
+            counted.set()
+
+    bomb = asyncio.create_task(
+        sandbox.execute(
+            "import os, time\n"
+            "children, refused = 0, None\n"
+            "for _ in range(1000):\n"
+            "    try:\n"
+            "        pid = os.fork()\n"
+            "    except OSError as exc:\n"
+            "        refused = type(exc).__name__\n"
+            "        break\n"
+            "    if pid == 0:\n"
+            "        time.sleep(120)\n"
+            "        os._exit(0)\n"
+            "    children += 1\n"
+            "print(children, 'refused', refused, flush=True)\n"
+            "while not os.path.exists('/mnt/data/release'):\n"
+            "    time.sleep(0.01)",
+            timeout_s=120,
+            on_output=on_output,
+        )
+    )
+    await asyncio.wait_for(counted.wait(), timeout=60)
+    # The agent answers new connections while every pid is taken (it could not start
+    # a thread for them).
     fresh = AgentClient(sandbox.record.run_dir / "agent.sock")
     try:
         statuses = await asyncio.gather(*(fresh.health() for _ in range(AGENT_CONNECTIONS)))
         assert all(status.alive for status in statuses)
-        await fresh.restart()
+        await fresh.write_file("/mnt/data/release", b"")
     finally:
         await fresh.close()
+    result = await bomb
+    assert result.status == "ok", result.outputs
+    children, _, refused = result.stdout.split()
+    assert int(children) < pids_limit
+    assert refused == "BlockingIOError"
+
+    # The copies ended with their cell: the agent and the kernel remain, state kept.
+    after = await sandbox.execute(
+        "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]), x)", timeout_s=30
+    )
+    assert (after.stdout, after.stderr) == ("2 kept\n", "")
+    # A restart ends everything but the agent, too: here, a process of its own.
+    await sandbox.execute("import subprocess\nsubprocess.Popen(['sleep', '600'])", timeout_s=30)
     await sandbox.restart()
-    # Every process of the old kernel is gone: the agent and the new kernel remain.
     after = await sandbox.execute(
         "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))", timeout_s=30
     )

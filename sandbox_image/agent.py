@@ -60,7 +60,8 @@ KERNEL_COMMAND = [
 ]
 # PID 1 of a pid namespace gets no signal from inside it that it does not handle; the
 # agent handles none, so that code in the sandbox cannot stop it (SIGKILL from inside
-# is refused by Linux; from outside, the engine's kill and remove still work).
+# is refused by Linux; from outside, the engine's kill and remove still work). gVisor
+# delivers them all, which is why the agent is another user there.
 IGNORED_SIGNALS = (
     signal.SIGTERM,
     signal.SIGINT,

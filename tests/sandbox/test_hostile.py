@@ -133,6 +133,8 @@ def hostile(
         memory_limit="384m",
         data_size="256m",
         pids_limit=128,
+        # A guard against a hang only: gVisor starts kernels slowly on a loaded machine.
+        kernel_ready_timeout_s=120,
     )
     server = start_server(create_app(settings, cleanup_on_exit=True))
     client = docker.from_env()

@@ -4,7 +4,10 @@ as root, see another sandbox, or use the agent's file API to leave /mnt/data."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import pwd
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,6 +18,11 @@ import pytest
 
 from interpreter.errors import FileNotFound, InvalidRequest, SandboxError
 from interpreter.sandboxes.agent import AgentClient
+from interpreter.sandboxes.docker_backend import (
+    SANDBOX_UID,
+    DockerSandboxBackend,
+    host_owner_of_id,
+)
 from interpreter.sandboxes.sandbox import Sandbox
 
 pytestmark = pytest.mark.docker
@@ -257,3 +265,47 @@ async def eventually(call: Callable[[], Awaitable[T]], timeout_s: float) -> T:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.05)
+
+
+async def test_the_sandbox_user_is_nobody_on_the_host(
+    start_sandbox: StartSandbox, backend: DockerSandboxBackend, runtime: str
+) -> None:
+    """Seen from the host, what the sandbox's code makes belongs to no account; and the
+    service refuses a sandbox uid that an account has."""
+    sandbox = await start_sandbox()
+    made = await sandbox.execute(
+        "import os\nprint(os.getuid(), os.getgid())\n"
+        "open('/run/sandbox/sockets/mine', 'w').write('x')",
+        timeout_s=30,
+    )
+    assert made.stdout == f"{SANDBOX_UID} {SANDBOX_UID}\n"
+    owner = (sandbox.record.run_dir / "sockets" / "mine").stat()
+    assert (owner.st_uid, owner.st_gid) == (SANDBOX_UID, SANDBOX_UID)
+    assert host_owner_of_id(SANDBOX_UID) is None
+    with pytest.raises(KeyError):
+        pwd.getpwuid(owner.st_uid)
+    if runtime == "runc":  # under gVisor the sandbox's processes are not the host's
+        assert SANDBOX_UID in _host_process_uids()
+
+    taken = pwd.getpwuid(os.getuid()).pw_uid if os.geteuid() != 0 else 0
+    refusing = DockerSandboxBackend(
+        image=backend.image,
+        run_root=backend.run_root,
+        service_name=backend.service_name,
+        runtime=runtime,
+        uid=taken,
+    )
+    try:
+        with pytest.raises(SandboxError, match="belongs to the user"):
+            refusing.check()
+    finally:
+        await refusing.close()
+
+
+def _host_process_uids() -> set[int]:
+    uids = set()
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, StopIteration):
+            status = (entry / "status").read_text().splitlines()
+            uids.add(int(next(line for line in status if line.startswith("Uid:")).split()[1]))
+    return uids

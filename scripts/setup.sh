@@ -52,7 +52,12 @@ fi
 #     Registered in /etc/docker/daemon.json; a running engine rereads it on SIGHUP.
 if [ "${SETUP_RUNSC:-0}" = 1 ] || [ "${INTERPRETER_SANDBOX_RUNTIME:-}" = runsc ]; then
   runtimes() { docker info --format '{{json .Runtimes}}' 2>/dev/null; }
-  if ! runtimes | grep -q '"runsc"'; then
+  # Registered with the engine, and (for a local engine we manage) in its configuration,
+  # so that it is there again after the engine restarts.
+  local_config_lacks_it() {
+    is_root && [ -z "${DOCKER_HOST:-}" ] && ! grep -qs '"runsc"' /etc/docker/daemon.json
+  }
+  if ! runtimes | grep -q '"runsc"' || local_config_lacks_it; then
     is_root && [ -z "${DOCKER_HOST:-}" ] || die "gVisor (runsc) is not registered with the Docker engine, and set-up can register it only as root with a local engine. Install runsc (https://gvisor.dev/docs/user_guide/install/) and add to /etc/docker/daemon.json: {\"runtimes\": {\"runsc\": {\"path\": \"/usr/bin/runsc\", \"runtimeArgs\": [\"--platform=ptrace\", \"--network=none\", \"--host-uds=create\"]}}}, then reload the engine (SIGHUP)."
     command -v runsc >/dev/null || {
       say "installing Debian's runsc (gVisor)"

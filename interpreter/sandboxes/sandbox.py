@@ -43,8 +43,9 @@ ABORTED_RETRIES = 2
 LIVENESS_POLL_S = 0.5
 
 # What the run folder holds for the host: the agent's socket, the connection file, the
-# kernel's socket folder. Anything else there is the sandbox's junk or a stale socket
-# folder of an earlier kernel, which the agent could not remove under gVisor.
+# kernel's sockets (in their folder; or, for a sandbox made before there was one, beside
+# them). Anything else there is the sandbox's junk or a stale socket folder of an
+# earlier kernel, which the agent could not remove under gVisor.
 RUN_FOLDER_ENTRIES = frozenset({"agent.sock", "kernel.json", "sockets"})
 
 TRUNCATION_MARKER = "\n[output truncated: the execution printed more than the limit]\n"
@@ -143,6 +144,13 @@ class Sandbox:
         self.ready_timeout_s = ready_timeout_s
         info = json.loads(record.connection_file.read_text())
         self.kernel = KernelConnection(info)
+        # The first name under the run folder on the kernel's socket paths.
+        sockets = Path(info["ip"])
+        self._socket_prefix = (
+            sockets.relative_to(record.run_dir).parts[0]
+            if record.run_dir in sockets.parents
+            else "sockets"
+        )
         self.agent = AgentClient(record.run_dir / "agent.sock")
         self._kernel_session: str | None = None
         # A death already reported in a result; the next result only adds the notice.
@@ -159,7 +167,7 @@ class Sandbox:
 
     async def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        await asyncio.to_thread(_tidy_run_folder, self.record.run_dir)
+        await asyncio.to_thread(_tidy_run_folder, self.record.run_dir, self._socket_prefix)
         # The agent's socket appears a moment after the container starts.
         while not (self.record.run_dir / "agent.sock").exists():
             if time.monotonic() > deadline:
@@ -416,13 +424,13 @@ class Sandbox:
         await self.agent.close()
 
 
-def _tidy_run_folder(run_dir: Path) -> None:
+def _tidy_run_folder(run_dir: Path, socket_prefix: str) -> None:
     """Remove what does not belong in the run folder (a full one leaves a new kernel no
     room for its sockets). rmtree neither follows links nor descends into one swapped in
     meanwhile."""
     with contextlib.suppress(OSError):
         for entry in run_dir.iterdir():
-            if entry.name in RUN_FOLDER_ENTRIES:
+            if entry.name in RUN_FOLDER_ENTRIES or entry.name.startswith(socket_prefix):
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)

@@ -11,6 +11,8 @@ setup:
 run: setup
 	$(PY) -m interpreter serve --host $(HOST) --port $(PORT)
 
+# The sandbox tests run under runc and under gVisor's runsc: set-up registers runsc.
+test: export SETUP_RUNSC = 1
 test: setup
 	@SETUP_BROWSER=1 bash scripts/setup_browser.sh
 	@bash scripts/build_llama_server.sh >/dev/null

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     run_root: Path = REPO_ROOT / ".data" / "run"
     # Names the containers of this service instance (labels), for re-adoption and cleanup.
     service_name: str = "code-interpreter"
+    # The engine's container runtime for sandboxes: "runc" (Linux namespaces, cgroups,
+    # seccomp) or "runsc" (gVisor: a user-space kernel in between, for code you trust
+    # less; slower to start, and a sandbox that runs out of memory is lost with its
+    # files). `SETUP_RUNSC=1 make setup` registers runsc; see docs/benchmarks.md.
+    sandbox_runtime: str = "runc"
+    # The uid (and gid) sandboxes run as when the service runs as root: one that no host
+    # account, group or subordinate id range has (checked at start), so that whatever
+    # escapes a sandbox is nobody on the host. The image's own user has this id.
+    sandbox_uid: int = 2_000_000
     # Python modules imported when a kernel starts, so first use is fast. Empty: none.
     preimport: str = "numpy,pandas,matplotlib.pyplot"
     memory_limit: str = "1g"  # per sandbox: 1g, 4g, 16g or 64g as in OpenAI's API

@@ -1,7 +1,8 @@
 """The sandbox agent: PID 1 of every sandbox container.
 
 It keeps one ipykernel running (restarting it when it dies, so that files in /mnt/data
-outlive an out-of-memory kill), reaps orphaned processes as an init must, and answers a
+outlive an out-of-memory kill, and ending every other process in the sandbox before each
+new kernel), reaps orphaned processes as an init must, and answers a
 small HTTP API on a unix socket in the bind-mounted run folder. The service uses that API
 for what the kernel itself cannot do while it is busy: interrupting it, restarting it,
 reporting whether it died, and moving files in and out of /mnt/data (a tmpfs, which
@@ -15,13 +16,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
+import resource
+import secrets
 import shutil
 import signal
+import socket
 import socketserver
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote
@@ -32,121 +37,188 @@ CONNECTION_FILE = RUN_DIR / "kernel.json"
 AGENT_SOCKET = RUN_DIR / "agent.sock"
 MAX_LISTED_FILES = 10_000
 AGENT_WORKERS = 8
+# Socket folders of earlier kernels (see RunFolder) start with this.
+STALE_PREFIX = "stale-"
+# How often the agent checks that its socket's path still leads to it.
+KEEP_SOCKET_S = 1.0
+# The user the kernel and everything it starts run as. The agent runs as that user too
+# under runc; under gVisor as root (gVisor's, inside its sandbox), because gVisor lets a
+# process kill or stop PID 1 of its own uid, which Linux does not.
+KERNEL_UID = int(os.environ.get("SANDBOX_KERNEL_UID", os.getuid()))
+KERNEL_GID = int(os.environ.get("SANDBOX_KERNEL_GID", os.getgid()))
+KERNEL_COMMAND = [
+    sys.executable,
+    "-m",
+    "ipykernel_launcher",
+    "-f",
+    str(CONNECTION_FILE),
+    "--IPKernelApp.exec_lines=__import__('sandbox_startup').run()",
+    # The kernel's descriptors 1 and 2 are routed per execution by cell_boundaries;
+    # ipykernel's own capture would send them to whichever execution is current.
+    "--IPKernelApp.capture_fd_output=False",
+    "--HistoryManager.enabled=False",
+]
+# PID 1 of a pid namespace gets no signal from inside it that it does not handle; the
+# agent handles none, so that code in the sandbox cannot stop it (SIGKILL from inside
+# is refused by Linux; from outside, the engine's kill and remove still work). gVisor
+# delivers them all, which is why the agent is another user there.
+IGNORED_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
 
 
 class KernelSupervisor:
-    """Starts the kernel, notices its death through the reaper, and starts it again.
+    """Starts the kernel, and a fresh one whenever it dies or a restart is asked for.
 
-    Starting a kernel needs a free pid. Code that took every pid of the container (a
-    fork bomb) may leave none for a moment, so a kernel that could not be started is
-    retried by a keeper thread until one is, rather than failing for good.
+    Before each new kernel, every other process in the sandbox is ended: what the old
+    kernel left behind (forked copies of itself, background servers, a fork bomb) must
+    neither hold the sandbox's process slots nor write into the new kernel's executions.
+
+    Starting a kernel needs a free pid. If none is free even then, the keeper thread
+    tries again until one is, rather than failing for good. Deaths reach the keeper as
+    events from the reaper, which never waits for the lock: ending the old processes
+    waits for the reaper to collect them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, before_kernel: Callable[[], None] | None = None) -> None:
         self.lock = threading.Lock()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.before_kernel = before_kernel
+        self.pid: int | None = None  # the kernel's
         self.generation = 0
         self.started_at = 0.0
         self.last_exit: int | None = None
         self.restarts_on_death = 0
-        self.stopping = False
-        self._wanted = threading.Event()
+        self._exits: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+        self._wake = threading.Event()
 
     def start(self) -> None:
         with self.lock:
-            self._spawn()
+            self._start_fresh()
         # Started now, while pids are free: later there may be none for a new thread.
         threading.Thread(target=self._keep_alive, daemon=True).start()
+
+    def _start_fresh(self) -> None:
+        """Clear the sandbox of every process but the agent, then start a kernel (lock held)."""
+        if not end_other_processes():
+            print("agent: some processes outlived SIGKILL; starting anyway", file=sys.stderr)
+        self._note_exits()  # the old ones': none of them is the new kernel's
+        if self.before_kernel is not None:
+            try:
+                self.before_kernel()
+            except OSError as exc:
+                print(f"agent: could not tidy the run folder: {exc!r}", file=sys.stderr)
+        try:
+            self._spawn()
+        except OSError:
+            self.pid = None
+            self._wake.set()
 
     def _spawn(self) -> None:
         # Wall-clock time is shared with the host, so it can tell whether the kernel
         # it is waiting on was replaced before or after its request was sent.
         started_at = time.time()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ipykernel_launcher",
-                "-f",
-                str(CONNECTION_FILE),
-                "--IPKernelApp.exec_lines=__import__('sandbox_startup').run()",
-                "--HistoryManager.enabled=False",
-            ],
-            cwd=DATA_DIR,
-            env={**os.environ, "SANDBOX_KERNEL_GENERATION": str(self.generation + 1)},
-            stdin=subprocess.DEVNULL,
-            # A new session, so a stray os.killpg from user code cannot reach the agent.
-            start_new_session=True,
+        pid = os.posix_spawn(
+            sys.executable,
+            [sys.executable, str(Path(__file__).resolve()), "kernel"],
+            {**os.environ, "SANDBOX_KERNEL_GENERATION": str(self.generation + 1)},
+            file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)],
+            # A new session, so a stray os.killpg from user code cannot reach the agent;
+            # and the signals the agent ignores back to normal for the user's processes.
+            setsid=True,
+            setsigdef=IGNORED_SIGNALS,
         )
+        self.pid = pid
         self.generation += 1
         self.started_at = started_at
 
-    def _try_spawn(self) -> None:
-        """Start a kernel now if possible, else leave it to the keeper (lock held)."""
-        try:
-            self._spawn()
-        except OSError:
-            self.process = None
-            self._wanted.set()
+    def on_exit(self, pid: int, status: int) -> None:
+        """Called by the reaper for every child that exits."""
+        self._exits.put((pid, status))
+        self._wake.set()
 
     def _keep_alive(self) -> None:
         while True:
-            self._wanted.wait(0.2)
+            self._wake.wait(0.2)
+            self._wake.clear()
             with self.lock:
-                self._wanted.clear()
-                if self.process is None and not self.stopping:
-                    self._try_spawn()
+                self._note_exits()
+                if self.pid is None:
+                    self._start_fresh()
 
-    def on_exit(self, pid: int, status: int) -> None:
-        """Called by the reaper for every child that exits."""
-        with self.lock:
-            if self.process is None or pid != self.process.pid:
+    def _note_exits(self) -> None:
+        while True:
+            try:
+                pid, status = self._exits.get_nowait()
+            except queue.Empty:
                 return
+            if pid != self.pid:
+                continue  # an orphan, or a kernel already replaced
             self.last_exit = os.waitstatus_to_exitcode(status)
-            # Popen must not try to reap a pid the reaper already collected.
-            self.process.returncode = self.last_exit
-            if self.stopping:
-                return
+            self.pid = None
             self.restarts_on_death += 1
-            self._try_spawn()
 
     def restart(self) -> int:
-        """Kill the kernel (its whole process group) and start a fresh one."""
+        """End the kernel and everything else in the sandbox; start a fresh kernel."""
         with self.lock:
-            old = self.process
-            if old is not None and old.returncode is None:
-                _kill_group(old.pid)
-            # Its exit is ignored in on_exit: it is replaced here.
-            self.process = None
-            self._try_spawn()
-            return self.generation + (1 if self.process is None else 0)
+            self._note_exits()
+            # The old kernel's exit is ignored in _note_exits: it is replaced here.
+            self.pid = None
+            self._start_fresh()
+            return self.generation + (1 if self.pid is None else 0)
 
     def interrupt(self) -> bool:
         with self.lock:
-            if self.process is None or self.process.returncode is not None:
+            self._note_exits()
+            if self.pid is None:
                 return False
             try:
-                os.kill(self.process.pid, signal.SIGINT)
+                os.kill(self.pid, signal.SIGINT)
             except ProcessLookupError:
                 return False
             return True
 
     def status(self) -> dict[str, object]:
         with self.lock:
-            alive = self.process is not None and self.process.returncode is None
+            self._note_exits()
             return {
                 "generation": self.generation,
                 "started_at": self.started_at,
-                "alive": alive,
-                "pid": self.process.pid if self.process else None,
+                "alive": self.pid is not None,
+                "pid": self.pid,
                 "last_exit": self.last_exit,
                 "restarts_on_death": self.restarts_on_death,
             }
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+def other_pids() -> list[int]:
+    """Every process in the sandbox but the agent itself (zombies included)."""
+    me = os.getpid()
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != me]
+
+
+def end_other_processes(timeout_s: float = 5.0) -> bool:
+    """SIGKILL every process in the sandbox but the agent, and wait until the reaper has
+    collected them all; False if some remain after ``timeout_s``.
+
+    kill(-1) from PID 1 reaches every other process of the pid namespace at once, so a
+    fork bomb cannot outrun it; repeated for whatever was being born meanwhile. Only as
+    PID 1: anywhere else it would reach every process of the user on the machine.
+    """
+    if os.getpid() != 1:
+        return True
+    deadline = time.monotonic() + timeout_s
+    while other_pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(-1, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def reap_forever(supervisor: KernelSupervisor) -> None:
@@ -272,6 +344,7 @@ class AgentHandler(BaseHTTPRequestHandler):
                 self._reply(400, {"error": "upload ended early"})
                 return
             partial.replace(path)
+            hand_to_user(path)
         except OSError as exc:
             # ENOSPC when /mnt/data is full: the caller maps it to a clear error.
             self._reply(507 if exc.errno == 28 else 500, {"error": str(exc)})
@@ -294,7 +367,12 @@ class AgentHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         if length:
             self.rfile.read(length)
-        if self.path == "/kernel/interrupt":
+        if self.path.startswith("/agent/ping/"):
+            if len(self.server.pings) > 100:  # type: ignore[attr-defined]
+                self.server.pings.clear()  # type: ignore[attr-defined]
+            self.server.pings.add(self.path.removeprefix("/agent/ping/"))  # type: ignore[attr-defined]
+            self._reply(200, {})
+        elif self.path == "/kernel/interrupt":
             self._reply(200, {"interrupted": self.supervisor.interrupt()})
         elif self.path == "/kernel/restart":
             self._reply(200, {"generation": self.supervisor.restart()})
@@ -303,24 +381,74 @@ class AgentHandler(BaseHTTPRequestHandler):
 
 
 class AgentServer(socketserver.UnixStreamServer):
-    """Serves connections on a fixed set of threads started up front.
+    """Serves connections on a fixed set of threads started up front, and keeps its
+    socket's path leading to it.
 
     A thread per connection would need a free pid for each; code that took every pid
     of the container (a fork bomb) would then leave the service unable to interrupt or
     restart its kernel. The host keeps at most a few connections open (see
     ``interpreter.sandboxes.agent``), fewer than there are workers.
+
+    The socket lies in the run folder, which code in the sandbox can write: it may
+    remove it, or put a link or a socket of its own in its place. The agent then listens
+    on a fresh socket at the same path, within KEEP_SOCKET_S.
     """
 
-    def serve_with_workers(self, workers: int) -> None:
-        for _ in range(workers - 1):
+    def __init__(self) -> None:
+        super().__init__(str(AGENT_SOCKET), AgentHandler, bind_and_activate=False)
+        self._socket_lock = threading.Lock()
+        # Nonces that reached this server through its path (see owns_its_path).
+        self.pings: set[str] = set()
+        self.checkable = False
+        self.listen_afresh()
+
+    def owns_its_path(self) -> bool:
+        """Whether AGENT_SOCKET leads to this server: a nonce sent through the path
+        arrives here. (Not by the file's inode: under gVisor a socket file on the host
+        cannot be stat'ed from inside.)"""
+        nonce = secrets.token_hex(8)
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(2.0)
+                probe.connect(str(AGENT_SOCKET))
+                probe.sendall(f"POST /agent/ping/{nonce} HTTP/1.1\r\nHost: agent\r\n\r\n".encode())
+                probe.recv(1024)
+        except OSError:
+            return False
+        found = nonce in self.pings
+        self.pings.discard(nonce)
+        return found
+
+    def listen_afresh(self) -> None:
+        """Listen on a new socket at AGENT_SOCKET, in place of whatever is there."""
+        with self._socket_lock:
+            fresh = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            # Workers wake up this often, so that they move on to a replaced socket.
+            fresh.settimeout(1.0)
+            # Removed, then bound in place: gVisor cannot rename a socket file that
+            # lives on the host, so there is no atomic swap.
+            try:
+                _remove(AGENT_SOCKET)
+                fresh.bind(str(AGENT_SOCKET))
+                fresh.listen(16)
+            except OSError:
+                fresh.close()
+                raise
+            old, self.socket = self.socket, fresh
+            old.close()
+
+    def start_workers(self, workers: int) -> None:
+        for _ in range(workers):
             threading.Thread(target=self._work, daemon=True).start()
-        self._work()
+        # Under gVisor a socket that lives on the host cannot be reached from inside, nor
+        # removed or replaced by code in the sandbox: there is nothing to check or keep.
+        self.checkable = self.owns_its_path()
 
     def _work(self) -> None:
         while True:
             try:
                 request, address = self.get_request()
-            except OSError:
+            except OSError:  # the 1 s time-out, or a socket replaced meanwhile
                 continue
             try:
                 self.finish_request(request, address)
@@ -330,28 +458,129 @@ class AgentServer(socketserver.UnixStreamServer):
                 self.shutdown_request(request)
 
 
+class RunFolder:
+    """The run folder as the agent and the kernel need it, put back before each kernel.
+
+    Code in the sandbox can write this folder: fill it (leaving no room for the kernel's
+    sockets), rewrite the connection file (a kernel reading that would answer with
+    another key, on other paths), remove or replace the agent's socket. Before a kernel
+    starts, none of the user's processes is alive, so nothing can undo this meanwhile.
+
+    Each kernel gets a fresh folder for its sockets: under gVisor a socket file that
+    lives on the host can be neither removed nor bound again from inside, but its
+    folder can be renamed. The host's sockets reconnect by path, so they find the new
+    kernel's; the host removes the stale folders that the agent cannot.
+    """
+
+    def __init__(self, server: AgentServer) -> None:
+        self.server = server
+        # Read once, before any user code has run: as the host wrote it.
+        self.connection = CONNECTION_FILE.read_bytes()
+        self.sockets = Path(json.loads(self.connection)["ip"]).parent
+
+    def remove_junk(self) -> None:
+        for entry in RUN_DIR.iterdir():
+            if entry not in (AGENT_SOCKET, CONNECTION_FILE, self.sockets):
+                _remove(entry)
+
+    def reset(self) -> None:
+        # Under gVisor the folder is root's, and the kernel only passes through it.
+        RUN_DIR.chmod(0o700 if os.getuid() == KERNEL_UID else 0o755)
+        self.remove_junk()
+        if self.sockets != RUN_DIR:
+            if self.sockets.exists() or self.sockets.is_symlink():
+                stale = RUN_DIR / f"{STALE_PREFIX}{secrets.token_hex(4)}"
+                os.rename(self.sockets, stale)
+                _remove(stale)
+            self.sockets.mkdir()
+            os.chown(self.sockets, KERNEL_UID, KERNEL_GID)
+        # In place, not renamed over it: gVisor refuses renames in a folder of the host's.
+        # No process of the user's is alive now to race with.
+        _remove(CONNECTION_FILE)
+        CONNECTION_FILE.write_bytes(self.connection)
+        if self.server.checkable and not self.server.owns_its_path():
+            self.server.listen_afresh()
+
+    def keep_agent_reachable(self) -> None:
+        """Take the agent's path back whenever something else is there (runs forever)."""
+        while True:
+            time.sleep(KEEP_SOCKET_S)
+            if not self.server.checkable or self.server.owns_its_path():
+                continue
+            try:
+                self.server.listen_afresh()
+            except OSError:
+                # A full run folder leaves no room for a socket: make some.
+                with contextlib.suppress(OSError):
+                    self.remove_junk()
+                    self.server.listen_afresh()
+
+
+def _remove(path: Path) -> None:
+    # Unlink first: under gVisor a socket file on the host cannot even be stat'ed.
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:  # a folder
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def kernel_limits() -> dict[int, int]:
+    """Limits the host asks for on the kernel and everything it starts (set under
+    gVisor, where one process over the host's limits would end the whole sandbox)."""
+    limits = {}
+    for variable, resource_id in (
+        ("SANDBOX_PROCESS_LIMIT", resource.RLIMIT_NPROC),
+        ("SANDBOX_ADDRESS_SPACE_LIMIT", resource.RLIMIT_AS),
+    ):
+        if os.environ.get(variable, "").isdigit():
+            limits[resource_id] = int(os.environ[variable])
+    return limits
+
+
+def become_kernel() -> None:
+    """The kernel's first moment (``agent.py kernel``): take its limits, become the
+    sandbox user, then be ipykernel. Limits set here, before any user code, are inherited
+    by everything the kernel starts."""
+    for resource_id, limit in kernel_limits().items():
+        resource.setrlimit(resource_id, (limit, limit))
+    if os.getuid() != KERNEL_UID:
+        os.setgroups([])
+        os.setgid(KERNEL_GID)
+        os.setuid(KERNEL_UID)
+    os.execv(sys.executable, KERNEL_COMMAND)
+
+
+def hand_to_user(path: Path) -> None:
+    """Give what the agent made in /mnt/data, and the folders it made for it, to the
+    sandbox user (when the agent runs as root, under gVisor)."""
+    if os.getuid() == KERNEL_UID:
+        return
+    while path != DATA_DIR and DATA_DIR in path.parents:
+        os.chown(path, KERNEL_UID, KERNEL_GID, follow_symlinks=False)
+        path = path.parent
+
+
 def main() -> None:
-    supervisor = KernelSupervisor()
     # The host writes the connection file before starting the container.
     if not CONNECTION_FILE.exists():
         sys.exit(f"agent: {CONNECTION_FILE} is missing")
+    for signum in IGNORED_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    server = AgentServer()
+    run_folder = RunFolder(server)
+    supervisor = KernelSupervisor(before_kernel=run_folder.reset)
+    AgentHandler.supervisor = supervisor
+    # Serving before the first kernel: the run folder's reset asks the agent's own path.
+    server.start_workers(AGENT_WORKERS)
     threading.Thread(target=reap_forever, args=(supervisor,), daemon=True).start()
     supervisor.start()
-
-    AGENT_SOCKET.unlink(missing_ok=True)
-    AgentHandler.supervisor = supervisor
-    server = AgentServer(str(AGENT_SOCKET), AgentHandler)
-
-    def stop(signum: int, frame: object) -> None:
-        supervisor.stopping = True
-        if supervisor.process is not None:
-            _kill_group(supervisor.process.pid)
-        os._exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    server.serve_with_workers(AGENT_WORKERS)
+    run_folder.keep_agent_reachable()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["kernel"]:
+        become_kernel()
+    else:
+        main()

@@ -47,6 +47,44 @@ if ! docker info >/dev/null 2>&1; then
   fi
 fi
 
+# 2b. gVisor's runsc as a second runtime, when asked: SETUP_RUNSC=1 (make test does, for
+#     the sandbox tests run under both runtimes) or INTERPRETER_SANDBOX_RUNTIME=runsc.
+#     Registered in /etc/docker/daemon.json; a running engine rereads it on SIGHUP.
+if [ "${SETUP_RUNSC:-0}" = 1 ] || [ "${INTERPRETER_SANDBOX_RUNTIME:-}" = runsc ]; then
+  runtimes() { docker info --format '{{json .Runtimes}}' 2>/dev/null; }
+  # Registered with the engine, and (for a local engine we manage) in its configuration,
+  # so that it is there again after the engine restarts.
+  local_config_lacks_it() {
+    is_root && [ -z "${DOCKER_HOST:-}" ] && ! grep -qs '"runsc"' /etc/docker/daemon.json
+  }
+  if ! runtimes | grep -q '"runsc"' || local_config_lacks_it; then
+    is_root && [ -z "${DOCKER_HOST:-}" ] || die "gVisor (runsc) is not registered with the Docker engine, and set-up can register it only as root with a local engine. Install runsc (https://gvisor.dev/docs/user_guide/install/) and add to /etc/docker/daemon.json: {\"runtimes\": {\"runsc\": {\"path\": \"/usr/bin/runsc\", \"runtimeArgs\": [\"--platform=ptrace\", \"--network=none\", \"--host-uds=create\"]}}}, then reload the engine (SIGHUP)."
+    command -v runsc >/dev/null || {
+      say "installing Debian's runsc (gVisor)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runsc >/dev/null
+    }
+    say "registering runsc with the Docker engine"
+    # ptrace: the platform that works in these VMs; network none: sandboxes have none;
+    # host-uds=create: the kernel creates its ipc sockets (and the agent its socket) in
+    # the bind-mounted run folder, where the service connects to them.
+    .venv/bin/python - "$(command -v runsc)" <<'PY'
+import json, sys
+from pathlib import Path
+path = Path("/etc/docker/daemon.json")
+config = json.loads(path.read_text()) if path.exists() and path.read_text().strip() else {}
+config.setdefault("runtimes", {})["runsc"] = {
+    "path": sys.argv[1],
+    "runtimeArgs": ["--platform=ptrace", "--network=none", "--host-uds=create"],
+}
+path.parent.mkdir(parents=True, exist_ok=True)
+path.write_text(json.dumps(config, indent=2) + "\n")
+PY
+    [ -s /var/run/docker.pid ] && kill -HUP "$(cat /var/run/docker.pid)"
+    for _ in $(seq 1 40); do runtimes | grep -q '"runsc"' && break; sleep 0.25; done
+    runtimes | grep -q '"runsc"' || die "the Docker engine did not take the runsc runtime; see /etc/docker/daemon.json and the engine's log"
+  fi
+fi
+
 # 3. The base image: from a registry if one answers, else made locally with debootstrap.
 if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   if ! timeout 30 docker pull -q "$BASE_IMAGE" >/dev/null 2>&1; then

@@ -37,13 +37,34 @@ def free_port() -> int:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Unmount run-folder tmpfs mounts that killed earlier runs left in pytest's old temp
-    folders: pytest deletes those folders, and a mount point in one stops it."""
+    folders: pytest deletes those folders, and a mount point in one stops it. Only those
+    that no container uses: another test run on the same machine may be using its own."""
     base = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
     with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mounts").read_text().splitlines():
-            mount_point = line.split()[1]
-            if mount_point.startswith(f"{base}/"):
+        mounts = [
+            line.split()[1]
+            for line in Path("/proc/self/mounts").read_text().splitlines()
+            if line.split()[1].startswith(f"{base}/")
+        ]
+        if not mounts:
+            return
+        in_use = run_dirs_in_use()
+        for mount_point in mounts:
+            if mount_point not in in_use:
                 subprocess.run(["umount", "-l", mount_point], capture_output=True, check=False)
+
+
+def run_dirs_in_use() -> set[str]:
+    import docker
+
+    client = docker.from_env()
+    with contextlib.closing(client):
+        return {
+            (container.attrs.get("Labels") or {}).get("code-interpreter.run-dir", "")
+            for container in client.containers.list(
+                all=True, filters={"label": "code-interpreter.run-dir"}, sparse=True
+            )
+        }
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ its content tag, and `make run` serves a /readyz that really ran code."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -34,7 +35,29 @@ def test_setup_builds_the_image_under_its_content_tag() -> None:
     finally:
         client.close()
     assert tag in image.tags
-    assert image.attrs["Config"]["User"] == "1000:1000"
+    assert image.attrs["Config"]["User"] == "2000000:2000000"
+
+
+def test_setup_registers_gvisor_when_asked() -> None:
+    """With SETUP_RUNSC=1 (make test sets it) the engine has runsc, as the sandboxes
+    need it: the ptrace platform, no network, sockets created inside on the host."""
+    done = subprocess.run(
+        ["bash", "scripts/setup.sh"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "SETUP_RUNSC": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    client = docker.from_env()
+    try:
+        runsc = client.info()["Runtimes"]["runsc"]
+    finally:
+        client.close()
+    assert {"--platform=ptrace", "--network=none", "--host-uds=create"} <= set(
+        runsc.get("runtimeArgs") or runsc.get("options", {}).get("runtimeArgs", [])
+    )
 
 
 @pytest.mark.slow

@@ -158,6 +158,8 @@ def _docker_backend(settings: Settings) -> SandboxBackend:
         service_name=settings.service_name,
         docker_host=settings.docker_host or None,
         preimport=settings.preimport,
+        runtime=settings.sandbox_runtime,
+        uid=settings.sandbox_uid,
     )
     backend.check()
     return backend

@@ -10,6 +10,7 @@ not a link that the sandbox put there to point the service at one of the host's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import stat
@@ -42,6 +43,9 @@ class SandboxFile:
 log = logging.getLogger(__name__)
 
 AGENT_CONNECTIONS = 4
+# How long a removed or replaced agent socket may take to come back (the agent checks
+# its path every second).
+SOCKET_RETURN_S = 2.5
 
 
 def plain_relative_path(relative: str) -> bool:
@@ -63,13 +67,23 @@ class AgentClient:
             limits=httpx.Limits(max_connections=AGENT_CONNECTIONS),
         )
 
+    async def _check_socket(self) -> None:
+        """Code in the sandbox can remove or replace the socket; the agent takes it back
+        within a second, so give it a little longer than that before giving up."""
+        deadline = asyncio.get_running_loop().time() + SOCKET_RETURN_S
+        while True:
+            try:
+                if stat.S_ISSOCK(os.lstat(self._socket_path).st_mode):
+                    return
+                problem = "the sandbox agent's socket was replaced by something else"
+            except OSError as exc:
+                problem = f"the sandbox agent's socket is gone: {exc}"
+            if asyncio.get_running_loop().time() > deadline:
+                raise SandboxError(problem)
+            await asyncio.sleep(0.05)
+
     async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            socket_mode = os.lstat(self._socket_path).st_mode
-        except OSError as exc:
-            raise SandboxError(f"the sandbox agent's socket is gone: {exc}") from exc
-        if not stat.S_ISSOCK(socket_mode):
-            raise SandboxError("the sandbox agent's socket was replaced by something else")
+        await self._check_socket()
         try:
             response = await self._client.request(method, url, **kwargs)
         except (httpx.HTTPError, RuntimeError) as exc:

@@ -2,9 +2,16 @@
 
 Every container: no network at all, a read-only root filesystem, tmpfs ``/tmp`` and
 ``/mnt/data`` with size limits, every capability dropped, no-new-privileges, a pids limit,
-memory (without swap) and CPU limits, a non-root uid. The kernel's ipc sockets and the
-agent's socket live in a per-sandbox host folder bind-mounted at ``/run/sandbox``: the
-service reaches the kernel without any TCP port.
+memory (without swap) and CPU limits, a bounded log, and a uid that no host account has.
+The kernel's ipc sockets and the agent's socket live in a per-sandbox host folder
+bind-mounted at ``/run/sandbox``: the service reaches the kernel without any TCP port.
+
+The container runtime is the engine's ``runc`` (Linux namespaces and cgroups) or gVisor's
+``runsc`` (a user-space kernel between the sandbox and the host's). Under gVisor the
+host's limits apply to the whole sandbox, gVisor's own memory included, and one process
+that crosses them ends the sandbox; so there the agent puts the per-sandbox limits on
+the kernel's processes inside (``RLIMIT_NPROC``, ``RLIMIT_AS``), and the host's limits
+get room above them for gVisor itself.
 """
 
 from __future__ import annotations
@@ -12,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import grp
 import json
 import logging
+import math
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
@@ -35,7 +45,38 @@ log = logging.getLogger(__name__)
 LABEL_SERVICE = "code-interpreter.service"
 LABEL_SANDBOX = "code-interpreter.sandbox"
 CONTAINER_RUN_DIR = "/run/sandbox"
-SANDBOX_UID = 1000
+# The kernel's ipc sockets, in a folder of their own in the run folder: the agent gives
+# each new kernel a fresh one (see sandbox_image/agent.py, RunFolder).
+SOCKET_DIR = "sockets"
+# The sandbox image's own user (sandbox_image/Dockerfile). No host account may have it.
+SANDBOX_UID = 2_000_000
+GVISOR = "runsc"
+# Under gVisor a process may kill or stop PID 1 of its own uid (Linux refuses), so there
+# the agent runs as root, gVisor's, and starts the kernel as the sandbox user. Root
+# inside gVisor is root of gVisor's kernel only; it keeps what the agent needs: to
+# become the sandbox user, to signal its processes, and to manage its files.
+GVISOR_AGENT_CAPABILITIES = ["SETUID", "SETGID", "KILL", "CHOWN", "DAC_OVERRIDE", "FOWNER"]
+TMP_SIZE_BYTES = 256 << 20
+SHM_SIZE_BYTES = 64 << 20
+# A container's log takes what the kernel writes outside an execution, and anything
+# that code writes to the descriptors it kept: bounded, so no sandbox fills the disk.
+LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}}
+# Under gVisor's ptrace platform every sandboxed task costs host tasks and gVisor memory:
+# 33 MiB for each fork of a kernel with the default pre-imports, and host tasks that
+# outlive the sandboxed ones for a while (a fork bomb of 64 tasks peaked at 1,137 host
+# tasks, and once crossed a limit of 1,792). So gVisor sandboxes get at most
+# GVISOR_MAX_PROCESSES tasks (threads count, as for RLIMIT_NPROC anywhere), and the
+# host's limits room for them, for gVisor itself and for the address-space slack: a
+# sandbox that crossed the host's limits would be ended whole.
+GVISOR_MAX_PROCESSES = 64
+GVISOR_HOST_TASKS_PER_PROCESS = 64
+GVISOR_HOST_TASKS_BASE = 256
+GVISOR_MEMORY_PER_PROCESS_BYTES = 40 << 20
+GVISOR_MEMORY_BASE_BYTES = 256 << 20
+# Address space a process may map beyond the memory limit: a kernel with the default
+# pre-imports maps about 300 MiB before it holds any data, and ipykernel holds several
+# copies of a large output while it sends it (50 MB printed needs about 300 MB more).
+GVISOR_ADDRESS_SPACE_SLACK_BYTES = 1 << 30
 
 
 def host_connection_file(run_root: Path, sandbox_id: str) -> Path:
@@ -54,7 +95,10 @@ class DockerSandboxBackend:
         service_name: str,
         docker_host: str | None = None,
         preimport: str | None = None,
+        runtime: str = "runc",
+        uid: int = SANDBOX_UID,
     ) -> None:
+        self.runtime = runtime
         self.image = image
         self.run_root = run_root
         self.service_name = service_name
@@ -62,10 +106,10 @@ class DockerSandboxBackend:
         self._client = (
             docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
         )
-        # As root, sandboxes run as uid 1000 and get their folder chowned; otherwise as
-        # our own uid, so that we can reach the sockets the kernel creates.
-        self.uid = SANDBOX_UID if os.geteuid() == 0 else os.getuid()
-        self.gid = SANDBOX_UID if os.geteuid() == 0 else os.getgid()
+        # As root, sandboxes run as a uid of their own and get their folder chowned;
+        # otherwise as our own uid, so that we can reach the sockets the kernel creates.
+        self.uid = uid if os.geteuid() == 0 else os.getuid()
+        self.gid = uid if os.geteuid() == 0 else os.getgid()
 
     def check(self) -> None:
         """Fail early, with a clear message, when the engine or the image is missing."""
@@ -79,6 +123,19 @@ class DockerSandboxBackend:
             raise SandboxError(
                 f"the sandbox image {self.image} is missing; run `make setup` to build it"
             ) from exc
+        runtimes = self._client.info().get("Runtimes") or {}
+        if self.runtime not in runtimes:
+            hint = " (SETUP_RUNSC=1 make setup registers it)" if self.runtime == GVISOR else ""
+            raise SandboxError(
+                f"the Docker engine has no runtime {self.runtime!r}{hint}; it has: "
+                f"{', '.join(sorted(runtimes))}"
+            )
+        if os.geteuid() == 0 and (owner := host_owner_of_id(self.uid)) is not None:
+            raise SandboxError(
+                f"the sandbox uid {self.uid} belongs to {owner} on this host: whatever left "
+                "a sandbox would act as it. Set INTERPRETER_SANDBOX_UID to an id that no "
+                "account, group or subordinate id range uses."
+            )
         self._remove_stray_run_dirs()
 
     def _remove_stray_run_dirs(self) -> None:
@@ -117,15 +174,20 @@ class DockerSandboxBackend:
         _mount_small_tmpfs(run_dir)
         key = secrets.token_hex(32)
         (run_dir / "kernel.json").write_text(
-            json.dumps(connection_info(f"{CONTAINER_RUN_DIR}/kernel", key))
+            json.dumps(connection_info(f"{CONTAINER_RUN_DIR}/{SOCKET_DIR}/kernel", key))
         )
         # The host's copy lives beside the run folder, not in it: the sandbox can write
         # its run folder, and a file there could be made to say anything (or to be
         # unreadable) by the time a restarted service reads it to re-adopt the sandbox.
         host_file = host_connection_file(self.run_root, sandbox_id)
-        host_file.write_text(json.dumps(connection_info(str(run_dir / "kernel"), key)))
+        host_file.write_text(json.dumps(connection_info(str(run_dir / SOCKET_DIR / "kernel"), key)))
         host_file.chmod(0o600)
-        if os.geteuid() == 0:
+        agent_as_root = self.runtime == GVISOR and os.geteuid() == 0
+        if agent_as_root:
+            # The agent's (root's, inside gVisor): the kernel only passes through to its
+            # own socket folder, and cannot write anything else here.
+            run_dir.chmod(0o755)
+        elif os.geteuid() == 0:
             for path in (run_dir, run_dir / "kernel.json"):
                 os.chown(path, self.uid, self.gid)
         labels = {
@@ -134,9 +196,22 @@ class DockerSandboxBackend:
             LABEL_SANDBOX: sandbox_id,
             "code-interpreter.run-dir": str(run_dir),
         }
-        environment = {}
+        threads = str(max(1, math.ceil(spec.cpus)))
+        environment = {
+            # Numerical libraries start a thread per host core otherwise, for a sandbox
+            # that may use one core's worth.
+            "OMP_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            # For code that asks who it is (getpass): the uid may have no passwd entry.
+            "USER": "sandbox",
+            "LOGNAME": "sandbox",
+            "SANDBOX_KERNEL_UID": str(self.uid),
+            "SANDBOX_KERNEL_GID": str(self.gid),
+        }
         if self.preimport is not None:
             environment["SANDBOX_PREIMPORT"] = self.preimport
+        limits = self._limits(spec)
+        environment.update(limits.pop("environment"))
         try:
             self._client.containers.run(
                 self.image,
@@ -144,11 +219,11 @@ class DockerSandboxBackend:
                 name=f"{self.service_name}-sandbox-{sandbox_id}",
                 labels=labels,
                 environment=environment,
-                user=f"{self.uid}:{self.gid}",
+                user="0:0" if agent_as_root else f"{self.uid}:{self.gid}",
                 network_mode="none",
                 read_only=True,
                 tmpfs={
-                    "/tmp": "rw,nosuid,nodev,size=256m,mode=1777",
+                    "/tmp": f"rw,nosuid,nodev,size={TMP_SIZE_BYTES},mode=1777",
                     "/mnt/data": (
                         f"rw,nosuid,nodev,size={spec.data_size_bytes},"
                         f"uid={self.uid},gid={self.gid},mode=0755"
@@ -156,18 +231,55 @@ class DockerSandboxBackend:
                 },
                 volumes={str(run_dir): {"bind": CONTAINER_RUN_DIR, "mode": "rw"}},
                 cap_drop=["ALL"],
+                cap_add=GVISOR_AGENT_CAPABILITIES if agent_as_root else [],
                 security_opt=["no-new-privileges"],
-                pids_limit=spec.pids_limit,
-                mem_limit=spec.memory_limit_bytes,
-                # Equal to mem_limit: no swap, so a memory hog is killed, not slowed.
-                memswap_limit=spec.memory_limit_bytes,
                 nano_cpus=int(spec.cpus * 1e9),
                 ipc_mode="private",
+                shm_size=SHM_SIZE_BYTES,
+                runtime=self.runtime,
+                log_config=LOG_CONFIG,
+                **limits,
             )
         except docker.errors.DockerException as exc:
             _remove_run_dir(run_dir)
             raise SandboxError(f"could not start a sandbox container: {exc}") from exc
         return SandboxRecord(sandbox_id, run_dir, host_file, labels, running=True)
+
+    def _limits(self, spec: SandboxSpec) -> dict[str, Any]:
+        """The container's pids and memory limits, and what the agent must enforce.
+
+        The sandbox's file systems are tmpfs: what they hold is memory, charged to the
+        container. So they get room of their own above the memory limit; else full files
+        would leave a restarted kernel too little memory to start, again and again.
+        """
+        files = spec.data_size_bytes + TMP_SIZE_BYTES + SHM_SIZE_BYTES
+        if self.runtime != GVISOR:
+            return {
+                "pids_limit": spec.pids_limit,
+                "mem_limit": spec.memory_limit_bytes + files,
+                # Equal to mem_limit: no swap, so a memory hog is killed, not slowed.
+                "memswap_limit": spec.memory_limit_bytes + files,
+                "environment": {},
+            }
+        processes = min(spec.pids_limit, GVISOR_MAX_PROCESSES)
+        address_space = spec.memory_limit_bytes + GVISOR_ADDRESS_SPACE_SLACK_BYTES
+        host_memory = (
+            address_space
+            + files
+            + GVISOR_MEMORY_BASE_BYTES
+            + GVISOR_MEMORY_PER_PROCESS_BYTES * processes
+        )
+        return {
+            "pids_limit": GVISOR_HOST_TASKS_BASE + GVISOR_HOST_TASKS_PER_PROCESS * processes,
+            "mem_limit": host_memory,
+            "memswap_limit": host_memory,
+            "environment": {
+                "SANDBOX_PROCESS_LIMIT": str(processes),
+                "SANDBOX_ADDRESS_SPACE_LIMIT": str(address_space),
+                # glibc reserves 64 MiB of address space per thread's arena otherwise.
+                "MALLOC_ARENA_MAX": "2",
+            },
+        }
 
     async def destroy(self, sandbox_id: str) -> None:
         await asyncio.to_thread(self._destroy, sandbox_id)
@@ -236,6 +348,24 @@ class DockerSandboxBackend:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
+
+
+def host_owner_of_id(uid: int) -> str | None:
+    """Who on this host has ``uid`` as a user or group id, or in a subordinate id range
+    (a user namespace's root there is that account); None when nobody does."""
+    with contextlib.suppress(KeyError):
+        return f"the user {pwd.getpwuid(uid).pw_name!r}"
+    with contextlib.suppress(KeyError):
+        return f"the group {grp.getgrgid(uid).gr_name!r}"
+    for path in ("/etc/subuid", "/etc/subgid"):
+        with contextlib.suppress(OSError):
+            for line in Path(path).read_text().splitlines():
+                fields = line.strip().split(":")
+                if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+                    first, count = int(fields[1]), int(fields[2])
+                    if first <= uid < first + count:
+                        return f"{fields[0]!r}'s subordinate ids ({path})"
+    return None
 
 
 # The run folder is the one host folder a sandbox can write (it must create its kernel's

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from interpreter.errors import KernelBusy, SandboxError
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 
 OutputCallback = Callable[[Output], Awaitable[None]]
 
+# How long to wait for the kernel to begin an execution that is to be interrupted: it is
+# idle (executions are serialised), so only a kernel that is stuck takes this long.
+START_GRACE_S = 10.0
 # How long to wait for the kernel to come back from an interrupt before restarting it.
 INTERRUPT_GRACE_S = 3.0
 # ... interrupting it again this often meanwhile.
@@ -38,6 +43,12 @@ INTERRUPT_REPEAT_S = 0.5
 ABORTED_RETRIES = 2
 # Without messages for this long during an execution, ask the agent whether the kernel lives.
 LIVENESS_POLL_S = 0.5
+
+# What the run folder holds for the host: the agent's socket, the connection file, the
+# kernel's sockets (in their folder; or, for a sandbox made before there was one, beside
+# them). Anything else there is the sandbox's junk or a stale socket folder of an
+# earlier kernel, which the agent could not remove under gVisor.
+RUN_FOLDER_ENTRIES = frozenset({"agent.sock", "kernel.json", "sockets"})
 
 TRUNCATION_MARKER = "\n[output truncated: the execution printed more than the limit]\n"
 
@@ -49,9 +60,10 @@ STATE_LOST_NOTICE = (
 
 @dataclass
 class Progress:
-    """How far one execute request has got: its shell reply, and whether the kernel
-    went idle after it."""
+    """How far one execute request has got: whether the kernel has begun it (it said so
+    on iopub), its shell reply, and whether the kernel went idle after it."""
 
+    started: bool = False
     reply: dict[str, Any] | None = None
     idle: bool = False
 
@@ -134,12 +146,22 @@ class Sandbox:
         self.ready_timeout_s = ready_timeout_s
         info = json.loads(record.connection_file.read_text())
         self.kernel = KernelConnection(info)
+        # The first name under the run folder on the kernel's socket paths.
+        sockets = Path(info["ip"])
+        self._socket_prefix = (
+            sockets.relative_to(record.run_dir).parts[0]
+            if record.run_dir in sockets.parents
+            else "sockets"
+        )
         self.agent = AgentClient(record.run_dir / "agent.sock")
         self._kernel_session: str | None = None
         # A death already reported in a result; the next result only adds the notice.
         self._death_reported = False
         # The kernel session whose completer was set up (see introspection).
         self._completer_session: str | None = None
+        # Why the kernel was replaced between executions, when the service did it (an
+        # abandoned execution that would not stop); the next result says so.
+        self._replaced_because: str | None = None
 
     async def connect(self) -> None:
         """Open the sockets and wait until the kernel answers on every channel."""
@@ -149,6 +171,7 @@ class Sandbox:
 
     async def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
+        await asyncio.to_thread(_tidy_run_folder, self.record.run_dir, self._socket_prefix)
         # The agent's socket appears a moment after the container starts.
         while not (self.record.run_dir / "agent.sock").exists():
             if time.monotonic() > deadline:
@@ -226,9 +249,11 @@ class Sandbox:
         if self._kernel_session is not None and session != self._kernel_session:
             result.kernel_restarted = True
             result.notice = STATE_LOST_NOTICE
-            # Unless an earlier result said the kernel died, it died while idle.
-            result.restart_reason = None if self._death_reported else "died"
+            # Unless an earlier result said why, the kernel died while idle.
+            if not self._death_reported:
+                result.restart_reason = self._replaced_because or "died"
         self._death_reported = False
+        self._replaced_because = None
         self._kernel_session = session
         return result
 
@@ -281,8 +306,21 @@ class Sandbox:
         seen: Progress,
     ) -> tuple[str, int | None] | str:
         """Interrupt until the execution ends, for up to INTERRUPT_GRACE_S; then
-        'timeout'. Repeated, since an interrupt that comes before the kernel has begun
-        to run the code is ignored (ipykernel handles SIGINT only while executing)."""
+        'timeout'.
+
+        An interrupt stops only the user's code: inside the kernel, one that lands
+        before or after it is dropped (see sandbox_image/cell_boundaries.py; before that
+        rule, one that landed in ipykernel's own code lost the reply, and so the state).
+        So interrupts are sent once the kernel has said it began this request, and
+        repeated, since the code may not have been reached yet when one lands.
+        """
+        if not seen.started:
+            start_deadline = time.monotonic() + START_GRACE_S
+            outcome = await self._collect(
+                queue, collector, start_deadline, sent_at, seen, until_started=True
+            )
+            if outcome != "started":
+                return outcome
         deadline = time.monotonic() + INTERRUPT_GRACE_S
         while True:
             await self.agent.interrupt()
@@ -298,7 +336,9 @@ class Sandbox:
             discard = OutputCollector(0, None)
             outcome = await self._interrupt_until_stopped(queue, discard, sent_at, seen)
             if outcome == "timeout":
-                await self.restart()
+                # The session stays as it was, so the next result says the state is gone.
+                await self._restart_kernel()
+                self._replaced_because = "timeout"
         except (SandboxError, OSError) as exc:
             log.warning("could not stop an abandoned execution in %s: %s", self.id, exc)
 
@@ -315,25 +355,35 @@ class Sandbox:
         deadline: float,
         sent_at: float,
         seen: Progress,
+        *,
+        until_started: bool = False,
     ) -> tuple[str, int | None] | str:
-        """Read messages until the execution ends; return (status, count), 'timeout' or 'died'.
+        """Read messages until the execution ends; return (status, count), 'timeout' or
+        'died'; with ``until_started``, 'started' as soon as the kernel has begun it.
 
         What was seen is kept in ``seen``, so that a later call for the same request
         (after an interrupt) still knows of a reply that came before a deadline."""
         while seen.reply is None or not seen.idle:
+            if until_started and seen.started:
+                return "started"
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout"
-            if seen.reply is not None:
-                # The reply came but the idle status has not: after a kernel restart the
-                # iopub socket may still be reconnecting. Don't wait long for it.
+            # The reply came, and nothing on iopub for this request: after a kernel
+            # restart the iopub socket may still be reconnecting, and the idle status
+            # may never come. Once iopub has said anything for it, it will come, after
+            # all the outputs (a large one may take a while to arrive after the reply).
+            iopub_lost = seen.reply is not None and not seen.started
+            if iopub_lost:
                 remaining = min(remaining, 0.2)
             try:
                 channel, msg = await asyncio.wait_for(queue.get(), min(remaining, LIVENESS_POLL_S))
             except TimeoutError:
-                if seen.reply is not None:
+                if iopub_lost:
                     break
                 if await self._died_since(sent_at):
+                    if seen.reply is not None:
+                        break  # it died after replying: the reply stands
                     return "died"
                 continue
             if channel == "shell":
@@ -341,6 +391,7 @@ class Sandbox:
                 continue
             msg_type = msg["msg_type"]
             content = msg["content"]
+            seen.started = True  # anything on iopub for it: busy comes first
             if msg_type == "status":
                 seen.idle = content["execution_state"] == "idle"
             elif msg_type == "stream":
@@ -417,10 +468,28 @@ class Sandbox:
 
     async def restart(self) -> None:
         """A fresh kernel in the same container: variables gone, files kept."""
+        await self._restart_kernel()
+        self._kernel_session = self.kernel.kernel_session
+
+    async def _restart_kernel(self) -> None:
         await self.agent.restart()
         await self._wait_ready(self.ready_timeout_s)
-        self._kernel_session = self.kernel.kernel_session
 
     async def close(self) -> None:
         await self.kernel.close()
         await self.agent.close()
+
+
+def _tidy_run_folder(run_dir: Path, socket_prefix: str) -> None:
+    """Remove what does not belong in the run folder (a full one leaves a new kernel no
+    room for its sockets). rmtree neither follows links nor descends into one swapped in
+    meanwhile."""
+    with contextlib.suppress(OSError):
+        for entry in run_dir.iterdir():
+            if entry.name in RUN_FOLDER_ENTRIES or entry.name.startswith(socket_prefix):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()

@@ -1,5 +1,6 @@
 """Fixtures for backend-level tests: the real Docker backend and real sandboxes, without
-the session manager or HTTP in between."""
+the session manager or HTTP in between. Every test here runs under each container
+runtime the service supports: runc, and gVisor's runsc (`make test` registers it)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from interpreter.sandboxes.sandbox import Sandbox
 SMALL_MEMORY = "384m"
 
 StartSandbox = Callable[..., Awaitable[Sandbox]]
+RUNTIMES = ["runc", "runsc"]
 
 
 def sandbox_spec(settings: Settings, **overrides: Any) -> SandboxSpec:
@@ -31,15 +33,24 @@ def sandbox_spec(settings: Settings, **overrides: Any) -> SandboxSpec:
     return SandboxSpec(**values)
 
 
+@pytest.fixture(params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def backend(make_settings: Callable[..., Settings]) -> AsyncIterator[DockerSandboxBackend]:
+async def backend(
+    make_settings: Callable[..., Settings], runtime: str
+) -> AsyncIterator[DockerSandboxBackend]:
     """A Docker backend of its own: every container it made is gone after the test."""
-    settings = make_settings()
+    settings = make_settings(sandbox_runtime=runtime)
     docker_backend = DockerSandboxBackend(
         image=settings.sandbox_image,
         run_root=settings.run_root,
         service_name=settings.service_name,
         preimport=settings.preimport,
+        runtime=settings.sandbox_runtime,
+        uid=settings.sandbox_uid,
     )
     docker_backend.check()
     yield docker_backend

@@ -20,9 +20,11 @@ async def test_filling_the_run_folder_fills_only_its_tmpfs(
     sandbox = await start_sandbox()
     run_dir = sandbox.record.run_dir
     assert run_dir.is_mount()
+    # The kernel's socket folder: the one part of the run folder it may write under
+    # either runtime (under gVisor the rest is the agent's).
     result = await sandbox.execute(
         "try:\n"
-        "    with open('/run/sandbox/fill', 'wb') as f:\n"
+        "    with open('/run/sandbox/sockets/fill', 'wb') as f:\n"
         "        f.write(b'x' * 50_000_000)\n"
         "except OSError as e:\n"
         "    print('refused:', e.strerror)\n",

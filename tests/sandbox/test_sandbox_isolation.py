@@ -3,21 +3,32 @@ as root, see another sandbox, or use the agent's file API to leave /mnt/data."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import pwd
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 
 from interpreter.errors import FileNotFound, InvalidRequest, SandboxError
 from interpreter.sandboxes.agent import AgentClient
+from interpreter.sandboxes.docker_backend import (
+    SANDBOX_UID,
+    DockerSandboxBackend,
+    host_owner_of_id,
+)
 from interpreter.sandboxes.sandbox import Sandbox
 
 pytestmark = pytest.mark.docker
 
 StartSandbox = Callable[..., Awaitable[Sandbox]]
+T = TypeVar("T")
 
 
 async def run_json(sandbox: Sandbox, code: str) -> object:
@@ -169,49 +180,132 @@ class Lie(BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
-fake = Server("/run/sandbox/fake.sock", Lie)
+fake = Server("/run/sandbox/sockets/fake.sock", Lie)
 threading.Thread(target=fake.serve_forever, daemon=True).start()
-os.replace("/run/sandbox/fake.sock", "/run/sandbox/agent.sock")
 """
 
 
 async def test_a_hostile_sandbox_cannot_aim_the_service_at_the_host(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
-    """Code in a sandbox can replace its agent's socket (its run folder is writable):
-    with a fake agent that lists paths leading out of /mnt/data, then with a link to a
-    socket of the host. The service must use neither."""
+    """Code in a sandbox can put what it likes in its run folder, where the agent's socket
+    is: a fake agent that lists paths leading out of /mnt/data, or a link to a socket of
+    the host. A client of such a path must use neither. (The agent takes its own path
+    back within a second, see the next test; these clients are pointed at the sandbox's
+    own paths to see what a client would meet meanwhile.)"""
     sandbox = await start_sandbox()
     decoy_path = tmp_path / "decoy.sock"
     decoy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     decoy.bind(str(decoy_path))
     decoy.listen(8)
     decoy.setblocking(False)
-    # A restarted service, or a new connection, would meet whatever is there now.
-    fresh = AgentClient(sandbox.record.run_dir / "agent.sock")
+    # In the kernel's socket folder: under gVisor the rest of the run folder is the
+    # agent's, and the kernel cannot write there.
+    faked = AgentClient(sandbox.record.run_dir / "sockets" / "fake.sock")
+    linked = AgentClient(sandbox.record.run_dir / "sockets" / "link.sock")
     try:
-        faked = await sandbox.execute(FAKE_AGENT, timeout_s=30)
-        assert faked.status == "ok", faked.outputs
-        listed = await fresh.list_files()
+        started = await sandbox.execute(FAKE_AGENT, timeout_s=30)
+        assert started.status == "ok", started.outputs
+        listed = await faked.list_files()
         assert [f.path for f in listed] == ["/mnt/data/ok.txt"]
         with pytest.raises(SandboxError):
-            await fresh.health()  # an answer that is not the agent's
+            await faked.health()  # an answer that is not the agent's
         for path in ["/mnt/data/../../decoy", "../decoy", "/mnt/data/a/../../decoy"]:
             with pytest.raises(InvalidRequest):
-                await fresh.read_file(path)
+                await faked.read_file(path)
 
-        linked = await sandbox.execute(
-            f"import os\nos.remove('/run/sandbox/agent.sock')\n"
-            f"os.symlink({str(decoy_path)!r}, '/run/sandbox/agent.sock')",
+        made = await sandbox.execute(
+            f"import os\nos.symlink({str(decoy_path)!r}, '/run/sandbox/sockets/link.sock')",
             timeout_s=30,
         )
-        assert linked.status == "ok", linked.outputs
+        assert made.status == "ok", made.outputs
         with pytest.raises(SandboxError, match="replaced"):
-            await fresh.health()
-        with pytest.raises(SandboxError):
-            await fresh.list_files()
+            await linked.list_files()
         with pytest.raises(BlockingIOError):
             decoy.accept()  # nobody ever connected to the host's socket
     finally:
-        await fresh.close()
+        await faked.close()
+        await linked.close()
         decoy.close()
+
+
+async def test_the_agent_takes_its_socket_back(start_sandbox: StartSandbox) -> None:
+    """Removed, replaced by a link or by another socket: the agent's path leads to the
+    agent again soon after, and the kernel still answers. (Under gVisor the sandbox
+    cannot even remove a socket file of the host's.)"""
+    sandbox = await start_sandbox()
+    fresh = AgentClient(sandbox.record.run_dir / "agent.sock")
+    try:
+        for sabotage in [
+            "os.remove(path)",
+            "os.remove(path)\nos.symlink('/etc/passwd', path)",
+            FAKE_AGENT + "os.replace('/run/sandbox/sockets/fake.sock', path)",
+        ]:
+            indented = sabotage.replace("\n", "\n    ")
+            done = await sandbox.execute(
+                f"import os\npath = '/run/sandbox/agent.sock'\n"
+                f"try:\n    {indented}\nexcept PermissionError:\n    pass",
+                timeout_s=30,
+            )
+            assert done.status == "ok", done.outputs
+            health = await eventually(fresh.health, timeout_s=30)
+            assert health.alive and health.generation == 1
+        assert (await sandbox.execute("print(6 * 7)", timeout_s=30)).stdout == "42\n"
+    finally:
+        await fresh.close()
+
+
+async def eventually(call: Callable[[], Awaitable[T]], timeout_s: float) -> T:
+    """``call()``'s first answer that is not a SandboxError, retried until ``timeout_s``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await call()
+        except SandboxError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def test_the_sandbox_user_is_nobody_on_the_host(
+    start_sandbox: StartSandbox, backend: DockerSandboxBackend, runtime: str
+) -> None:
+    """Seen from the host, what the sandbox's code makes belongs to no account; and the
+    service refuses a sandbox uid that an account has."""
+    sandbox = await start_sandbox()
+    made = await sandbox.execute(
+        "import os\nprint(os.getuid(), os.getgid())\n"
+        "open('/run/sandbox/sockets/mine', 'w').write('x')",
+        timeout_s=30,
+    )
+    assert made.stdout == f"{SANDBOX_UID} {SANDBOX_UID}\n"
+    owner = (sandbox.record.run_dir / "sockets" / "mine").stat()
+    assert (owner.st_uid, owner.st_gid) == (SANDBOX_UID, SANDBOX_UID)
+    assert host_owner_of_id(SANDBOX_UID) is None
+    with pytest.raises(KeyError):
+        pwd.getpwuid(owner.st_uid)
+    if runtime == "runc":  # under gVisor the sandbox's processes are not the host's
+        assert SANDBOX_UID in _host_process_uids()
+
+    taken = pwd.getpwuid(os.getuid()).pw_uid if os.geteuid() != 0 else 0
+    refusing = DockerSandboxBackend(
+        image=backend.image,
+        run_root=backend.run_root,
+        service_name=backend.service_name,
+        runtime=runtime,
+        uid=taken,
+    )
+    try:
+        with pytest.raises(SandboxError, match="belongs to the user"):
+            refusing.check()
+    finally:
+        await refusing.close()
+
+
+def _host_process_uids() -> set[int]:
+    uids = set()
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, StopIteration):
+            status = (entry / "status").read_text().splitlines()
+            uids.add(int(next(line for line in status if line.startswith("Uid:")).split()[1]))
+    return uids

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from interpreter.sandboxes.agent import AGENT_CONNECTIONS, AgentClient
+from interpreter.sandboxes.outputs import Output, StreamOutput
 from interpreter.sandboxes.sandbox import STATE_LOST_NOTICE, Sandbox
 
 pytestmark = pytest.mark.docker
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.docker
 StartSandbox = Callable[..., Awaitable[Sandbox]]
 
 
-async def test_memory_hog_kills_only_its_kernel(start_sandbox: StartSandbox) -> None:
+async def test_memory_hog_kills_only_its_kernel(start_sandbox: StartSandbox, runtime: str) -> None:
     sandbox = await start_sandbox()
     await sandbox.execute(
         "x = 1\nopen('/mnt/data/kept.txt', 'w').write('still here')", timeout_s=30
@@ -24,6 +25,15 @@ async def test_memory_hog_kills_only_its_kernel(start_sandbox: StartSandbox) -> 
     hog = await sandbox.execute(
         "blocks = []\nwhile True:\n    blocks.append(b'x' * (32 << 20))", timeout_s=60
     )
+    if runtime == "runsc":
+        # gVisor: the agent limits each process's address space, so the hog meets a
+        # MemoryError before the sandbox meets the host's limit. The kernel lives on.
+        assert hog.status == "error"
+        assert hog.error is not None and hog.error.ename == "MemoryError"
+        after = await sandbox.execute("del blocks\nprint(x)", timeout_s=30)
+        assert after.stdout == "1\n"
+        assert not after.kernel_restarted
+        return
     assert hog.status == "died"
     assert hog.kernel_restarted
     assert hog.error is not None and hog.error.ename == "KernelDied"
@@ -50,44 +60,65 @@ async def test_fork_bomb_is_contained(start_sandbox: StartSandbox) -> None:
     pids_limit = 64
     sandbox = await start_sandbox(pids_limit=pids_limit)
     await sandbox.execute("x = 'kept'", timeout_s=30)
-    # Bounded on purpose: children sleep instead of forking on, so the test cannot
-    # hurt the machine even if the limit were missing.
-    bomb = await sandbox.execute(
-        "import os, time\n"
-        "children, refused = 0, None\n"
-        "for _ in range(1000):\n"
-        "    try:\n"
-        "        pid = os.fork()\n"
-        "    except OSError as exc:\n"
-        "        refused = type(exc).__name__\n"
-        "        break\n"
-        "    if pid == 0:\n"
-        "        time.sleep(120)\n"
-        "        os._exit(0)\n"
-        "    children += 1\n"
-        "print(children, refused)",
-        timeout_s=60,
-    )
-    assert bomb.status == "ok", bomb.outputs
-    children, refused = bomb.stdout.split()
-    assert int(children) < pids_limit
-    assert refused == "BlockingIOError"
+    # Bounded on purpose: children sleep instead of forking on, so the test cannot hurt
+    # the machine even if the limit were missing. The cell holds every pid until the
+    # test lets it go (a file in /mnt/data).
+    counted = asyncio.Event()
 
-    # The agent still answers new connections while every pid is taken (it could not
-    # start a thread for them), and a restart frees the pids.
+    async def on_output(output: Output) -> None:
+        if isinstance(output, StreamOutput) and "refused" in output.text:
+            counted.set()
+
+    bomb = asyncio.create_task(
+        sandbox.execute(
+            "import os, time\n"
+            "children, refused = 0, None\n"
+            "for _ in range(1000):\n"
+            "    try:\n"
+            "        pid = os.fork()\n"
+            "    except OSError as exc:\n"
+            "        refused = type(exc).__name__\n"
+            "        break\n"
+            "    if pid == 0:\n"
+            "        time.sleep(120)\n"
+            "        os._exit(0)\n"
+            "    children += 1\n"
+            "print(children, 'refused', refused, flush=True)\n"
+            "while not os.path.exists('/mnt/data/release'):\n"
+            "    time.sleep(0.01)",
+            timeout_s=120,
+            on_output=on_output,
+        )
+    )
+    await asyncio.wait_for(counted.wait(), timeout=60)
+    # The agent answers new connections while every pid is taken (it could not start
+    # a thread for them).
     fresh = AgentClient(sandbox.record.run_dir / "agent.sock")
     try:
         statuses = await asyncio.gather(*(fresh.health() for _ in range(AGENT_CONNECTIONS)))
         assert all(status.alive for status in statuses)
-        await fresh.restart()
+        await fresh.write_file("/mnt/data/release", b"")
     finally:
         await fresh.close()
+    result = await bomb
+    assert result.status == "ok", result.outputs
+    children, _, refused = result.stdout.split()
+    assert int(children) < pids_limit
+    assert refused == "BlockingIOError"
+
+    # The copies ended with their cell: the agent and the kernel remain, state kept.
+    after = await sandbox.execute(
+        "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]), x)", timeout_s=30
+    )
+    assert (after.stdout, after.stderr) == ("2 kept\n", "")
+    # A restart ends everything but the agent, too: here, a process of its own.
+    await sandbox.execute("import subprocess\nsubprocess.Popen(['sleep', '600'])", timeout_s=30)
     await sandbox.restart()
     after = await sandbox.execute(
         "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))", timeout_s=30
     )
     assert after.status == "ok", after.outputs
-    assert int(after.stdout) < 10
+    assert int(after.stdout) == 2
 
 
 async def test_endless_loop_is_interrupted_and_state_kept(start_sandbox: StartSandbox) -> None:
@@ -124,24 +155,6 @@ async def test_code_that_ignores_interrupts_gets_a_new_kernel(
     assert after.stdout == "False\n"
 
 
-async def test_output_flood_is_truncated_with_a_marker(start_sandbox: StartSandbox) -> None:
-    limit = 20_000
-    sandbox = await start_sandbox(max_output_bytes=limit)
-    flood = await sandbox.execute(
-        "for i in range(200_000):\n    print(i)\nprint('x' * 5_000_000)\nx = 'after flood'",
-        timeout_s=60,
-    )
-    assert flood.status == "ok"
-    assert flood.truncated
-    text = flood.stdout + flood.stderr
-    assert "[output truncated" in text
-    assert len(text) <= limit + 200
-    assert flood.stdout.startswith("0\n1\n2\n")
-    after = await sandbox.execute("print(x)", timeout_s=30)
-    assert after.stdout == "after flood\n"
-    assert not after.truncated
-
-
 async def test_kernel_dying_while_idle_is_noticed(start_sandbox: StartSandbox) -> None:
     sandbox = await start_sandbox()
     started = await sandbox.execute(
@@ -149,11 +162,12 @@ async def test_kernel_dying_while_idle_is_noticed(start_sandbox: StartSandbox) -
     )
     assert started.status == "ok"
     # Wait for the agent to notice the death and start the next kernel.
-    for _ in range(200):
-        health = await sandbox.agent.health()
-        if health.generation == 2 and health.alive:
-            break
+    health = await sandbox.agent.health()
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (health.generation == 2 and health.alive):
+        assert asyncio.get_running_loop().time() < deadline, f"no new kernel: {health}"
         await asyncio.sleep(0.05)
+        health = await sandbox.agent.health()
     assert health.last_exit == 3
     after = await sandbox.execute("print('x' in globals())", timeout_s=30)
     assert after.status == "ok"
@@ -162,11 +176,6 @@ async def test_kernel_dying_while_idle_is_noticed(start_sandbox: StartSandbox) -
     assert after.restart_reason == "died"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug: under a loaded full run, an interrupt that lands before the kernel "
-    "has begun the code sometimes costs the kernel its state (2 of 6 full CI runs)",
-)
 async def test_abandoned_execution_is_stopped_before_the_next_one(
     start_sandbox: StartSandbox,
 ) -> None:
@@ -189,4 +198,26 @@ async def test_abandoned_execution_is_stopped_before_the_next_one(
         assert after.status == "ok", after.outputs
         assert after.stdout == "kept\n"
         assert not after.kernel_restarted
+    assert (await sandbox.agent.health()).generation == 1
+
+
+async def test_interrupts_outside_the_code_cost_nothing(start_sandbox: StartSandbox) -> None:
+    """Interrupts sent without pause, so that some land in the kernel's own code around
+    each execution (before the code starts, while the reply is sent): every execution
+    still ends with a reply, and the kernel and its state live on."""
+    sandbox = await start_sandbox()
+    await sandbox.execute("n = 0", timeout_s=30)
+    statuses = []
+    for _ in range(40):
+        running = asyncio.create_task(sandbox.execute("n += 1", timeout_s=20))
+        while not running.done():
+            await sandbox.agent.interrupt()
+            await asyncio.sleep(0)
+        statuses.append(running.result().status)
+    assert set(statuses) <= {"ok", "error"}, statuses  # error: interrupted inside the code
+    after = await sandbox.execute("print(n)", timeout_s=30)
+    assert after.status == "ok", after.outputs
+    assert not after.kernel_restarted
+    # An interrupt may land after the addition, still inside the code: it counts too.
+    assert statuses.count("ok") <= int(after.stdout) <= len(statuses)
     assert (await sandbox.agent.health()).generation == 1

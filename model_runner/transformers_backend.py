@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,8 +134,10 @@ class _Job:
 
     request: GenerationRequest
     prompt: list[int]  # model ids
-    emit: Callable[[_Item], None]
+    outbox: _Outbox
+    queue: asyncio.Queue[_Item]
     cancel: threading.Event
+    loop: asyncio.AbstractEventLoop
     claim: Claim | None = None
     fed: int = 0  # prompt tokens in the slot so far
     generated: int = 0
@@ -146,6 +148,34 @@ class _Job:
     @property
     def prefilling(self) -> bool:
         return self.fed < len(self.prompt)
+
+    def emit(self, item: _Item) -> None:
+        self.outbox.put(self, item)
+
+
+class _Outbox:
+    """Items for the event loops of the jobs, sent once per step: one wake-up of each loop
+    rather than one per token of every job in the batch."""
+
+    def __init__(self) -> None:
+        self._items: dict[asyncio.AbstractEventLoop, list[tuple[_Job, _Item]]] = {}
+
+    def put(self, job: _Job, item: _Item) -> None:
+        self._items.setdefault(job.loop, []).append((job, item))
+
+    def flush(self) -> None:
+        items, self._items = self._items, {}
+        for loop, batch in items.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, batch)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                for job, _ in batch:
+                    job.cancel.set()
+
+
+def _deliver(batch: list[tuple[_Job, _Item]]) -> None:
+    for job, item in batch:
+        job.queue.put_nowait(item)
 
 
 def sample_token(
@@ -284,6 +314,7 @@ class TransformersGenerator:
         self._head = model.get_output_embeddings()
         self._lock = threading.Lock()  # guards the queue and the worker's existence
         self._waiting: deque[_Job] = deque()
+        self._outbox = _Outbox()
         self._active: list[_Job] = []
         self._worker: threading.Thread | None = None
         self._wake = threading.Event()
@@ -390,17 +421,17 @@ class TransformersGenerator:
         self, request: GenerationRequest, usage: GenerationUsage
     ) -> AsyncIterator[int]:
         self._validate(request)
-        loop = asyncio.get_running_loop()
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         cancel = threading.Event()
-
-        def emit(item: _Item) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                cancel.set()
-
-        self._submit(_Job(request, self._to_model_ids(request.prompt_tokens), emit, cancel))
+        job = _Job(
+            request,
+            self._to_model_ids(request.prompt_tokens),
+            self._outbox,
+            queue,
+            cancel,
+            loop=asyncio.get_running_loop(),
+        )
+        self._submit(job)
         try:
             while True:
                 item = await queue.get()
@@ -466,6 +497,12 @@ class TransformersGenerator:
 
     def _step(self) -> bool:
         """One step of the batch; False when there is nothing left to do."""
+        try:
+            return self._step_once()
+        finally:
+            self._outbox.flush()
+
+    def _step_once(self) -> bool:
         self._admit()
         self._drop_cancelled()
         if not self._active:
@@ -483,8 +520,10 @@ class TransformersGenerator:
             if decoding:
                 self.stats.widest_batch = max(self.stats.widest_batch, len(decoding))
                 logits = self._decode(decoding)
-                for job, row in zip(decoding, logits, strict=True):
-                    self._advance(job, row)
+                # Greedy rows, the usual case, in one argmax for the whole batch.
+                greedy = logits[:, : self._output_vocab].argmax(dim=-1).tolist()
+                for job, row, best in zip(decoding, logits, greedy, strict=True):
+                    self._advance(job, row, best)
             budget = self.prefill_chunk_tokens
             for job in prefilling:
                 if budget <= 0:
@@ -554,12 +593,16 @@ class TransformersGenerator:
             job.emit(error)
             self._finish(job)
 
-    def _advance(self, job: _Job, logits: torch.Tensor) -> None:
-        """Sample the job's next token from its logits and send it on."""
+    def _advance(self, job: _Job, logits: torch.Tensor, greedy: int | None = None) -> None:
+        """Sample the job's next token from its logits and send it on; ``greedy`` is the
+        argmax of those logits, when already known."""
         request = job.request
-        model_token = sample_token(
-            logits[: self._output_vocab], request.temperature, request.top_p, job.sampler
-        )
+        if greedy is not None and request.temperature < GREEDY_BELOW_TEMPERATURE:
+            model_token = greedy
+        else:
+            model_token = sample_token(
+                logits[: self._output_vocab], request.temperature, request.top_p, job.sampler
+            )
         token = self._to_caller_id(model_token)
         job.generated += 1
         self.stats.completion_tokens += 1

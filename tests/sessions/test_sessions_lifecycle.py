@@ -4,11 +4,14 @@ and the health, readiness and metrics endpoints that report on them."""
 from __future__ import annotations
 
 import json
+import secrets
+import subprocess
 import threading
 
 import openai
 import pytest
 
+from interpreter.config import Settings
 from tests.conftest import docker_containers, wait_until
 from tests.sessions.conftest import StartService
 
@@ -57,8 +60,17 @@ def test_the_pool_grows_with_claims_and_shrinks_back_when_quiet(
 
 
 def test_refill_failures_show_and_never_block_a_claim(start_service: StartService) -> None:
-    # Below Docker's minimum of 6 MB: the engine refuses every sandbox at once.
-    service = start_service(pool_size=1, memory_limit="1m")
+    # The service starts on an image of its own name, which then vanishes: from then on
+    # the engine refuses every sandbox at once.
+    image = f"{Settings().sandbox_image}-vanishing-{secrets.token_hex(3)}"
+    subprocess.run(["docker", "tag", Settings().sandbox_image, image], check=True)
+    try:
+        service = start_service(pool_size=1, sandbox_image=image)
+        wait_until(lambda: service.health()["pool"]["ready"] == 1, timeout_s=120)
+    finally:
+        subprocess.run(["docker", "rmi", image], check=True, capture_output=True)
+    # The pooled sandbox is claimed; refilling it fails, again and again.
+    service.client().containers.create(name="warm")
     wait_until(lambda: service.health()["pool"]["consecutive_failures"] >= 2, timeout_s=60)
     health = service.health()
     assert health["pool"]["ready"] == 0

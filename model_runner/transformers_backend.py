@@ -70,6 +70,9 @@ MAX_SLOTS = 256
 #: (heads x chunk x context) and how long one step keeps decoding requests waiting.
 DEFAULT_PREFILL_CHUNK_TOKENS = 512
 
+#: Prompt chunks up to this long share the decoding rows' forward pass, padded.
+SHARED_PREFILL_TOKENS = 64
+
 #: Generations in one batch: on a CPU a step's cost grows with the rows past this.
 DEFAULT_MAX_BATCH = {"cpu": 16, "cuda": 64}
 
@@ -234,10 +237,11 @@ class _StepCache:
                 keys[row : row + 1, :, start : self.end],
                 values[row : row + 1, :, start : self.end],
             )
-        # Decoding rows: one new token each, at each row's own position.
-        where = self.positions[:, 0]
-        keys[self.rows, :, where] = key_states[:, :, 0]
-        values[self.rows, :, where] = value_states[:, :, 0]
+        # Several rows, each at its own positions (padding included: a padded row writes
+        # past its end, where nothing is read until real tokens overwrite it).
+        rows = self.rows.unsqueeze(1)
+        keys[rows, :, self.positions] = key_states.transpose(1, 2)
+        values[rows, :, self.positions] = value_states.transpose(1, 2)
         return keys[self.rows, :, start : self.end], values[self.rows, :, start : self.end]
 
 
@@ -513,29 +517,49 @@ class TransformersGenerator:
             self._wake.wait(0.05)
             self._wake.clear()
             return True
-        decoding = [job for job in self._active if job.pending is not None]
-        prefilling = [job for job in self._active if job.pending is None and job.prefilling]
+        feeds: list[tuple[_Job, list[int]]] = []
+        alone: list[tuple[_Job, list[int]]] = []
+        for job in self._active:
+            if job.pending is not None:
+                feeds.append((job, [job.pending]))
+        budget = self.prefill_chunk_tokens
+        for job in self._active:
+            if job.pending is not None or not job.prefilling or budget <= 0:
+                continue
+            chunk = min(budget, len(job.prompt) - job.fed)
+            budget -= chunk
+            tokens = job.prompt[job.fed : job.fed + chunk]
+            # Short prompt chunks (a follow-up turn's new tokens) ride in the same pass as
+            # the decoding rows, padded to the longest; long ones get passes of their own.
+            (feeds if chunk <= SHARED_PREFILL_TOKENS else alone).append((job, tokens))
         try:
             self.stats.steps += 1
-            if decoding:
-                self.stats.widest_batch = max(self.stats.widest_batch, len(decoding))
-                logits = self._decode(decoding)
-                # Greedy rows, the usual case, in one argmax for the whole batch.
+            decoding = sum(1 for job, _ in feeds if job.pending is not None)
+            self.stats.widest_batch = max(self.stats.widest_batch, decoding)
+            for group in self._passes(feeds) + [[feed] for feed in alone]:
+                logits = self._feed(group)
                 greedy = logits[:, : self._output_vocab].argmax(dim=-1).tolist()
-                for job, row, best in zip(decoding, logits, greedy, strict=True):
-                    self._advance(job, row, best)
-            budget = self.prefill_chunk_tokens
-            for job in prefilling:
-                if budget <= 0:
-                    break
-                chunk = min(budget, len(job.prompt) - job.fed)
-                budget -= chunk
-                row_logits = self._prefill(job, chunk)
-                if not job.prefilling:
-                    self._advance(job, row_logits)
+                for (job, _), row, best in zip(group, logits, greedy, strict=True):
+                    if not job.prefilling:
+                        self._advance(job, row, best)
         except Exception as exc:
             self._fail_all(exc)
         return True
+
+    def _passes(self, feeds: list[tuple[_Job, list[int]]]) -> list[list[tuple[_Job, list[int]]]]:
+        """``feeds`` as forward passes: one, unless padding to the longest would run a row
+        past its slot's end (then that row goes alone)."""
+        if not feeds:
+            return []
+        longest = max(len(tokens) for _, tokens in feeds)
+        shared, apart = [], []
+        for job, tokens in feeds:
+            assert job.claim is not None
+            if len(job.claim.slot.tokens) + longest <= self.slots.length:
+                shared.append((job, tokens))
+            else:
+                apart.append([(job, tokens)])
+        return ([shared] if shared else []) + apart
 
     def _admit(self) -> None:
         while len(self._active) < self.concurrency:
@@ -616,37 +640,40 @@ class TransformersGenerator:
 
     # -- forward passes --------------------------------------------------------------------
 
-    def _prefill(self, job: _Job, count: int) -> torch.Tensor:
-        """Feed the next ``count`` prompt tokens of one job; the logits after the last."""
-        assert job.claim is not None
-        slot = job.claim.slot
-        tokens = job.prompt[job.fed : job.fed + count]
-        positions = torch.arange(job.fed, job.fed + count, device=self.device).unsqueeze(0)
-        logits = self._forward([slot.index], [tokens], positions)
-        slot.tokens.extend(tokens)
-        job.fed += count
-        return logits[0]
-
-    def _decode(self, jobs: Sequence[_Job]) -> torch.Tensor:
-        """Feed each job its pending token, in one pass; the logits of each."""
-        rows, tokens, positions = [], [], []
-        for job in jobs:
-            assert job.claim is not None and job.pending is not None
+    def _feed(self, group: list[tuple[_Job, list[int]]]) -> torch.Tensor:
+        """One forward pass feeding each job its tokens (a decoding job its last sampled
+        token, a prefilling one a chunk of its prompt); the logits after each job's last
+        token."""
+        longest = max(len(tokens) for _, tokens in group)
+        rows, padded, positions, last = [], [], [], []
+        for job, tokens in group:
+            assert job.claim is not None
+            start = len(job.claim.slot.tokens)
             rows.append(job.claim.slot.index)
-            tokens.append([job.pending])
-            positions.append([len(job.claim.slot.tokens)])
-        logits = self._forward(rows, tokens, torch.tensor(positions, device=self.device))
-        for job in jobs:
-            assert job.claim is not None and job.pending is not None
-            job.claim.slot.tokens.append(job.pending)
-            job.pending = None
+            padded.append(tokens + [tokens[-1]] * (longest - len(tokens)))
+            positions.append(list(range(start, start + longest)))
+            last.append(len(tokens) - 1)
+        logits = self._forward(
+            rows, padded, torch.tensor(positions, device=self.device), torch.tensor(last)
+        )
+        for job, tokens in group:
+            assert job.claim is not None
+            job.claim.slot.tokens.extend(tokens)
+            if job.pending is not None:
+                job.pending = None
+            else:
+                job.fed += len(tokens)
         return logits
 
     def _forward(
-        self, rows: list[int], tokens: list[list[int]], positions: torch.Tensor
+        self,
+        rows: list[int],
+        tokens: list[list[int]],
+        positions: torch.Tensor,
+        last: torch.Tensor,
     ) -> torch.Tensor:
         """One forward pass: ``tokens[i]`` at ``positions[i]`` into slot ``rows[i]``.
-        Returns the logits after each row's last token."""
+        Returns the logits after each row's token at index ``last[i]``."""
         window = self.slots.sliding_window
         end = int(positions.max()) + 1
         first_query = int(positions[:, 0].min())
@@ -671,7 +698,7 @@ class TransformersGenerator:
             cache=cache,
             use_cache=True,
         ).last_hidden_state
-        logits: torch.Tensor = self._head(hidden[:, -1])
+        logits: torch.Tensor = self._head(hidden[torch.arange(len(rows)), last])
         return logits.float()
 
     def _to_model_ids(self, ids: Sequence[int]) -> list[int]:

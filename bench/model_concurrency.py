@@ -7,10 +7,11 @@ Starts ``python -m interpreter serve`` with the model, creates one container per
 conversation up front (container starts are measured by ``bench/sessions.py``, not
 here), and streams requests with the official ``openai`` SDK:
 
-- ``levels``: for each concurrency c, ``rounds`` waves of c conversations sent at once
-  (each one request: a python call, its execution, an answer). Aggregate generated
-  tokens/s (``usage.output_tokens`` over the wall time of the waves), time to first
-  token (the first streamed delta of any kind) and whole-response latency, p50/p99.
+- ``levels``: for each concurrency c, c clients, each sending ``rounds`` conversations
+  one after another (each one request: a python call, its execution, an answer), so c
+  are in flight all along. Aggregate generated tokens/s (``usage.output_tokens`` over the
+  wall time), time to first token (the first streamed delta of any kind) and
+  whole-response latency, p50/p99.
 - ``interactive_under_background``: the time to first token of interactive requests
   sent one at a time, first on an idle service, then while 8 background responses are
   kept running (each one that ends is replaced), p50/p99 and the ratio.
@@ -100,14 +101,14 @@ async def level(
     client: AsyncOpenAI, model: str, containers: list[str], workload: Workload, c: int, rounds: int
 ) -> dict[str, Any]:
     results: list[dict[str, float]] = []
-    wall = 0.0
-    for _ in range(rounds):
-        started = time.perf_counter()
-        wave = await asyncio.gather(
-            *(one_response(client, model, containers[i], workload.prompt()) for i in range(c))
-        )
-        wall += time.perf_counter() - started
-        results += wave
+
+    async def client_loop(box: str) -> None:
+        for _ in range(rounds):
+            results.append(await one_response(client, model, box, workload.prompt()))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop(containers[i]) for i in range(c)))
+    wall = time.perf_counter() - started
     tokens = sum(r["tokens"] for r in results)
     return {
         "concurrency": c,
@@ -212,7 +213,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="demo", help="an INTERPRETER_MODEL spec")
     parser.add_argument("--levels", default="1,4,8,16")
-    parser.add_argument("--rounds", type=int, default=3, help="waves per concurrency level")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="conversations per client, one after another"
+    )
     parser.add_argument("--interactive", type=int, default=20, help="TTFT samples, each way")
     parser.add_argument("--background", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)

@@ -254,6 +254,7 @@ class TransformersGenerator:
     ``cache_budget_bytes`` sizes the key/value slots, one per generation in flight or
     conversation kept (fewer slots than ``max_batch`` narrow the batch; 0 keeps no
     conversation between generations); ``context_length`` caps the tokens a slot holds.
+    ``cpu_threads`` sets torch's intra-op threads, for the whole process, on a CPU.
     The generator's ``concurrency`` is what the slots allow of ``max_batch``. Build one
     with ``from_pretrained`` or ``from_random`` rather than by hand.
     """
@@ -269,6 +270,7 @@ class TransformersGenerator:
         max_batch: int | None = None,
         context_length: int | None = None,
         default_temperature: float = 1.0,
+        cpu_threads: int | None = None,
     ) -> None:
         self.model = model.eval()
         self.name = name
@@ -277,6 +279,8 @@ class TransformersGenerator:
         self.device: torch.device = next(model.parameters()).device
         self.dtype: torch.dtype = next(model.parameters()).dtype
         self.default_temperature = default_temperature
+        if cpu_threads and self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads)
         model_context = int(
             getattr(self.config, "max_position_embeddings", 0) or DEFAULT_CONTEXT_CAP
         )

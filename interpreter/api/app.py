@@ -116,10 +116,12 @@ def load_model(settings: Settings) -> Generator | None:
     from model_runner.loading import load_generator
 
     log.info("loading model %s", settings.model)
-    options = {}
+    options: dict[str, int] = {}
+    served = "://" in settings.model
     if settings.model_concurrency:
-        served = "://" in settings.model
         options["concurrency" if served else "max_batch"] = settings.model_concurrency
+    if settings.model_threads and not served:
+        options["cpu_threads"] = settings.model_threads
     return load_generator(settings.model, **options)
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from runner_fixtures import collect, greedy, greedy_reference, prompt_of
 
 from model_runner import loading
@@ -111,8 +112,15 @@ async def test_a_saved_subset_checkpoint_loads_with_its_token_map(
     subset_generator.model.save_pretrained(folder)
     token_map.save(folder)
     monkeypatch.setattr(loading, "DEMO_CHECKPOINT", folder)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
 
-    demo = loading.load_generator("demo", device="cpu")
+    try:
+        demo = loading.load_generator("demo", device="cpu")
+        # The demo model runs on one intra-op thread (too small to split).
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert isinstance(demo, TransformersGenerator)
     assert demo.name == "gpt-oss-demo"
     assert demo.token_map == token_map

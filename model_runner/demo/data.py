@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Literal
 
-from openai_harmony import Message
+from openai_harmony import Message, Role
 
 from model_runner.harmony import (
     HarmonyRenderer,
@@ -1073,28 +1073,82 @@ class TrainingExample:
     family: str
 
 
+class MessageEncoder:
+    """``encoding.render(message)``, fast enough to render every training step's data.
+
+    Harmony renders a message as its header, the text, and a closing token. The header
+    and the closing depend only on the author, channel, recipient and content type, so
+    they are rendered once per kind (from the same message with no text) and the text is
+    encoded directly, which is a hundred times faster than a full render. System and
+    developer messages are rendered by harmony itself (``tests/demo`` checks the rest
+    token for token against ``encoding.render``).
+    """
+
+    def __init__(self, renderer: HarmonyRenderer) -> None:
+        self.encoding = renderer.encoding
+        self._frames: dict[tuple[object, ...], list[int]] = {}
+        self._developer: dict[str, list[int]] = {}
+
+    def __call__(self, message: Message) -> list[int]:
+        role = message.author.role
+        text = "".join(getattr(part, "text", "") for part in message.content)
+        if role == Role.SYSTEM:
+            return self.encoding.render(message)
+        if role == Role.DEVELOPER:
+            key = repr(message.to_dict())
+            if key not in self._developer:
+                self._developer[key] = self.encoding.render(message)
+            return self._developer[key]
+        key = (role, message.author.name, message.channel, message.recipient, message.content_type)
+        frame = self._frames.get(key)
+        if frame is None:
+            empty = Message.from_dict(
+                {**message.to_dict(), "content": [{"type": "text", "text": ""}]}
+            )
+            frame = self._frames[key] = self.encoding.render(empty)
+        # No special tokens in the data's texts; checking for them is the slow part.
+        return [*frame[:-1], *self.encoding.encode(text, disallowed_special=()), frame[-1]]
+
+
 def render_labelled(
-    renderer: HarmonyRenderer, labelled: Sequence[tuple[Message, bool]]
-) -> tuple[list[int], list[bool]]:
-    """Tokens of a conversation and, per token, whether it is in the loss: the tokens of
-    the assistant's own messages after their ``<|start|>assistant`` (which the prompt
-    supplies), never a hand cell's, and never the ``<|end|>`` that closes a replayed
-    final answer (the model wrote ``<|return|>`` there and stopped)."""
-    messages = [message for message, _ in labelled]
-    tokens, mask = renderer.render_training(messages)
+    renderer: HarmonyRenderer,
+    labelled: Sequence[tuple[Message, bool]],
+    encoder: MessageEncoder | None = None,
+) -> tuple[list[int], list[bool], list[bool]]:
+    """Tokens of a conversation; per token, whether it is in the loss; and whether it is
+    a user's text.
+
+    The loss takes the tokens of the assistant's own messages after their
+    ``<|start|>assistant`` (which the prompt supplies), as ``render_training`` does, but
+    never a hand cell's, and never the ``<|end|>`` that closes a replayed final answer
+    (the model wrote ``<|return|>`` there and stopped).
+    """
+    render = encoder or renderer.encoding.render
     end = renderer.encoding.encode("<|end|>", allowed_special="all")[0]
-    position = 0
-    for message, learnt in labelled:
-        length = len(renderer.encoding.render(message))
-        if not learnt:
-            mask[position : position + length] = [False] * length
-        elif tokens[position + length - 1] == end:
-            mask[position + length - 1] = False
-        position += length
-    return tokens, mask
+    tokens: list[int] = []
+    mask: list[bool] = []
+    user: list[bool] = []
+    for index, (message, learnt) in enumerate(labelled):
+        rendered = render(message)
+        role = message.author.role
+        if role == Role.ASSISTANT and learnt:
+            if index == len(labelled) - 1 and message.channel == "final":
+                # A final answer ends the turn with <|return|>, not <|end|>.
+                rendered = [*rendered[:-1], renderer.return_token]
+            flags = [False, False] + [True] * (len(rendered) - 2)
+            if rendered[-1] == end:
+                flags[-1] = False
+        else:
+            flags = [False] * len(rendered)
+        tokens += rendered
+        mask += flags
+        # <|start|>user<|message|> ... <|end|>: the text between.
+        text = role == Role.USER
+        user += [False] * 3 + [text] * (len(rendered) - 4) + [False]
+    return tokens, mask, user
 
 
 def render_example(renderer: HarmonyRenderer, conversation: Conversation) -> TrainingExample:
     """The visible conversation, with the assistant's messages in the loss."""
-    tokens, mask = render_labelled(renderer, conversation.labelled_messages())
+    tokens, mask, _ = render_labelled(renderer, conversation.labelled_messages())
     return TrainingExample(tokens, mask, conversation.family)

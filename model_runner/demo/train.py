@@ -143,9 +143,11 @@ def build_token_map(renderer: HarmonyRenderer, seed: int, samples: int = 10000) 
             for text in (form, f" {form}", f'"{form}', f' "{form}', f"'{form}", f"({form}"):
                 used.update(encoding.encode(text, allowed_special=set()))
     rng = random.Random(seed)
+    encoder = data.MessageEncoder(renderer)
     for _ in range(samples):
         conversation = data.mixed_conversation(rng, rng.randint(1, 4))
-        used.update(renderer.render_training(conversation.messages())[0])
+        for message in conversation.messages():
+            used.update(encoder(message))
     return TokenMap.covering(used, UNKNOWN_ORIGINAL_ID)
 
 
@@ -216,6 +218,7 @@ class BatchSampler:
         self.truncated_rate = truncated_rate
         self.unknown = token_map.unknown_id
         self.pad = self.unknown
+        self.encoder = data.MessageEncoder(renderer)
 
     def conversation(self) -> data.Conversation:
         """A mixed conversation of 1 to 12 turns whose visible part fits the context;
@@ -226,25 +229,19 @@ class BatchSampler:
         hidden = 0
         if n_turns >= 3 and rng.random() < self.truncated_rate:
             hidden = rng.randint(1, n_turns - 2)
-        while True:
-            conversation = dataclasses.replace(conversation, hidden_turns=hidden)
-            length = len(self.renderer.render_training(conversation.messages())[0])
-            if length <= MAX_TRAINING_TOKENS or hidden == n_turns - 1:
-                return conversation
+        length = sum(len(self.encoder(m)) for m in conversation.prefix())
+        turns = [
+            sum(len(self.encoder(m)) for m, _ in conversation.turn_messages(i))
+            for i in range(n_turns)
+        ]
+        while length + sum(turns[hidden:]) > MAX_TRAINING_TOKENS and hidden < n_turns - 1:
             hidden += 1
+        return dataclasses.replace(conversation, hidden_turns=hidden)
 
     def _row(self, conversation: data.Conversation) -> Row:
         labelled = conversation.labelled_messages()[1:]  # the system message is the prefix
-        tokens, mask = data.render_labelled(self.renderer, labelled)
-        replaceable = [False] * len(tokens)
-        position = 0
-        for message, _ in labelled:
-            length = len(self.renderer.encoding.render(message))
-            if message.author.role.value == "user":
-                # <|start|>user<|message|> ... <|end|>: only the text.
-                replaceable[position + 3 : position + length - 1] = [True] * (length - 4)
-            position += length
-        return Row(self.token_map.to_compact(tokens), mask, replaceable)
+        tokens, mask, user = data.render_labelled(self.renderer, labelled, self.encoder)
+        return Row(self.token_map.to_compact(tokens), mask, user)
 
     def _noisy(self, row: Row) -> list[int]:
         """Hide a few of the user's words behind the unknown id, never one the assistant

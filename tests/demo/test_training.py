@@ -75,6 +75,14 @@ def test_conversations_parse_back_and_only_the_assistants_messages_are_learnt(
         assert learnt == expected + "<|return|>"
 
 
+def test_the_fast_message_encoder_renders_as_harmony_does(renderer: HarmonyRenderer) -> None:
+    encoder = data.MessageEncoder(renderer)
+    messages = [m for c in _samples() for m in c.messages()]
+    assert len({m.author.role for m in messages}) == 5  # system, developer, user, assistant, tool
+    for message in messages:
+        assert encoder(message) == renderer.encoding.render(message)
+
+
 def test_a_truncated_conversation_shows_its_later_turns_only() -> None:
     (conversation,) = [c for c in _samples() if c.hidden_turns]
     shown = [m for m in conversation.messages() if m.author.role == Role.USER]

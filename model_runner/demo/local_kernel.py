@@ -64,6 +64,8 @@ def _run(code: str, namespace: dict[str, object], root: str) -> dict[str, object
 
 def main() -> None:
     root = sys.argv[1]
+    # The sandbox's kernel starts in /mnt/data: relative paths land there.
+    os.chdir(root)
     os.environ.setdefault("MPLBACKEND", "Agg")
     import warnings
 

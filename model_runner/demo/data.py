@@ -1095,10 +1095,10 @@ class MessageEncoder:
         if role == Role.SYSTEM:
             return self.encoding.render(message)
         if role == Role.DEVELOPER:
-            key = repr(message.to_dict())
-            if key not in self._developer:
-                self._developer[key] = self.encoding.render(message)
-            return self._developer[key]
+            text_key = repr(message.to_dict())
+            if text_key not in self._developer:
+                self._developer[text_key] = self.encoding.render(message)
+            return self._developer[text_key]
         key = (role, message.author.name, message.channel, message.recipient, message.content_type)
         frame = self._frames.get(key)
         if frame is None:

@@ -34,7 +34,7 @@ def main() -> None:
     axis.plot(steps, losses, color="0.8", linewidth=0.6, label="batch loss")
     axis.plot(steps, moving_average(list(losses), 50), color="C0", label="50-step average")
     axis.set_yscale("log")
-    axis.set_xlabel("step (16 conversations each)")
+    axis.set_xlabel("training step")
     axis.set_ylabel("cross-entropy on assistant tokens")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()

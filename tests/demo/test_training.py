@@ -9,7 +9,6 @@ the same stand-in the offline evaluator uses.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import dataclasses
 import io
@@ -26,8 +25,7 @@ from openai_harmony import Role
 from transformers import DynamicCache, GptOssConfig, GptOssForCausalLM
 
 from model_runner.demo import data, evaluate, heldout, train
-from model_runner.harmony import HarmonyRenderer, ToolObservation, format_tool_output
-from model_runner.loading import DEMO_CHECKPOINT
+from model_runner.harmony import HarmonyRenderer, format_tool_output
 
 # Families whose code needs only the standard library (this Python has no pandas).
 STDLIB_FAMILIES = ("arithmetic", "state", "primes_fib", "file", "stats", "dates", "words")
@@ -248,52 +246,3 @@ def test_training_is_seeded_and_resumes_exactly(tmp_path: Path) -> None:
     losses = [json.loads((tmp_path / n / "losses.json").read_text()) for n in ("a", "c")]
     assert losses[0] == losses[1]
     assert resumed["final_loss"] == whole["final_loss"]
-
-
-class _ScriptedKernel:
-    """Answers with the output the data computed for the reference code (a double for
-    the sandbox where this Python lacks the sandbox's libraries)."""
-
-    def __init__(self, turn: data.Turn) -> None:
-        self._turn = turn
-
-    def run(self, code: str) -> ToolObservation:
-        if code == self._turn.code and self._turn.observation is not None:
-            return self._turn.observation
-        return ToolObservation(error="NameError: the scripted kernel only knows one cell")
-
-
-@pytest.mark.skipif(
-    not (DEMO_CHECKPOINT / "config.json").is_file(), reason="the demo checkpoint is not trained"
-)
-@pytest.mark.parametrize("family", [*data.FAMILIES, data.OUT_OF_SCOPE])
-def test_shipped_checkpoint_answers_each_family(renderer: HarmonyRenderer, family: str) -> None:
-    """The shipped weights, loaded by ``load_generator("demo")`` (the service's backend
-    and the checkpoint's token map), on the first held-out conversation of each family
-    and the first out-of-scope prompt, greedy.
-
-    This Python has no numpy, pandas or matplotlib, so plot and CSV code is checked
-    against the reference code (whose output the data computed truthfully) rather than
-    run; the other families run in a real local Python and must quote its output.
-    """
-    generator = evaluate.load_checkpoint("demo")
-    if family == data.OUT_OF_SCOPE:
-        conversation = evaluate.evaluation_set(count=0, long_count=0).out_of_scope[0]
-    else:
-        (conversation,) = evaluate.evaluation_set(count=1, long_count=0, families=[family]).families
-    if family in ("plot", "csv"):
-        (turn,) = conversation.turns
-        result = asyncio.run(
-            evaluate.run_turn(
-                generator, renderer, conversation.prefix(), [], turn.user, _ScriptedKernel(turn)
-            )
-        )
-        assert result.calls == [turn.code]
-        assert all(expected in result.answer for expected in turn.expected), result.answer
-        return
-    results = asyncio.run(
-        evaluate.evaluate_conversation(generator, renderer, conversation, sys.executable)
-    )
-    for turn, result in zip(conversation.turns, results, strict=True):
-        assert result.calls == ([turn.code] if turn.code else [])
-        assert result.ok, result.answer

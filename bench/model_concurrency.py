@@ -7,11 +7,11 @@ Starts ``python -m interpreter serve`` with the model, creates one container per
 conversation up front (container starts are measured by ``bench/sessions.py``, not
 here), and streams requests with the official ``openai`` SDK:
 
-- ``levels``: for each concurrency c, c clients, each sending ``rounds`` conversations
-  one after another (each one request: a python call, its execution, an answer), so c
-  are in flight all along. Aggregate generated tokens/s (``usage.output_tokens`` over the
-  wall time), time to first token (the first streamed delta of any kind) and
-  whole-response latency, p50/p99.
+- ``levels``: for each concurrency c, c clients, each sending conversations one after
+  another for ``seconds`` (each one request: a python call, its execution, an answer),
+  so c are in flight all along. Aggregate generated tokens/s (``usage.output_tokens``
+  over the wall time, until the last response ends), time to first token (the first
+  streamed delta of any kind) and whole-response latency, p50/p99.
 - ``interactive_under_background``: the time to first token of interactive requests
   sent one at a time, first on an idle service, then while 8 background responses are
   kept running (each one that ends is replaced), p50/p99 and the ratio.
@@ -99,15 +99,20 @@ async def one_response(
 
 
 async def level(
-    client: AsyncOpenAI, model: str, containers: list[str], workload: Workload, c: int, rounds: int
+    client: AsyncOpenAI,
+    model: str,
+    containers: list[str],
+    workload: Workload,
+    c: int,
+    seconds: float,
 ) -> dict[str, Any]:
     results: list[dict[str, float]] = []
+    started = time.perf_counter()
 
     async def client_loop(box: str) -> None:
-        for _ in range(rounds):
+        while time.perf_counter() - started < seconds:
             results.append(await one_response(client, model, box, workload.prompt()))
 
-    started = time.perf_counter()
     await asyncio.gather(*(client_loop(containers[i]) for i in range(c)))
     wall = time.perf_counter() - started
     tokens = sum(r["tokens"] for r in results)
@@ -199,7 +204,7 @@ async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
         )
         result: dict[str, Any] = {"model": model, "load_before": os.getloadavg()}
         result["levels"] = [
-            await level(client, model, containers, workload, c, args.rounds) for c in levels
+            await level(client, model, containers, workload, c, args.seconds) for c in levels
         ]
         single = result["levels"][0]["aggregate_tokens_per_s"]
         for entry in result["levels"]:
@@ -217,7 +222,7 @@ def main() -> None:
     parser.add_argument("--model", default="demo", help="an INTERPRETER_MODEL spec")
     parser.add_argument("--levels", default="1,4,8,16")
     parser.add_argument(
-        "--rounds", type=int, default=4, help="conversations per client, one after another"
+        "--seconds", type=float, default=20, help="how long each level keeps its clients busy"
     )
     parser.add_argument("--interactive", type=int, default=20, help="TTFT samples, each way")
     parser.add_argument("--background", type=int, default=8)

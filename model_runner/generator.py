@@ -24,6 +24,9 @@ class GenerationRequest:
     seed: int | None = None
     # Conversations sharing a key share a prefix cache entry (``prompt_cache_key``).
     cache_key: str | None = None
+    # A background generation gives way to the start of interactive ones (the built-in
+    # runner pauses it for their first steps; engines that cannot ignore it).
+    background: bool = False
 
 
 @dataclass

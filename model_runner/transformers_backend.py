@@ -72,6 +72,10 @@ DEFAULT_PREFILL_CHUNK_TOKENS = 512
 
 #: Prompt chunks up to this long share the decoding rows' forward pass, padded.
 SHARED_PREFILL_TOKENS = 64
+#: An interactive generation's first tokens (its prompt's new tokens, the harmony header
+#: and the start of its message) run without the background generations in the batch:
+#: they wait those few steps, so that a person's first token does not.
+INTERACTIVE_HEAD_TOKENS = 12
 
 #: Generations in one batch: on a CPU a step's cost grows with the rows past this.
 DEFAULT_MAX_BATCH = {"cpu": 16, "cuda": 64}
@@ -523,11 +527,12 @@ class TransformersGenerator:
             return True
         feeds: list[tuple[_Job, list[int]]] = []
         alone: list[tuple[_Job, list[int]]] = []
-        for job in self._active:
+        stepping = self._stepping()
+        for job in stepping:
             if job.pending is not None:
                 feeds.append((job, [job.pending]))
         budget = self.prefill_chunk_tokens
-        for job in self._active:
+        for job in stepping:
             if job.pending is not None or not job.prefilling or budget <= 0:
                 continue
             chunk = min(budget, len(job.prompt) - job.fed)
@@ -549,6 +554,17 @@ class TransformersGenerator:
         except Exception as exc:
             self._fail_all(exc)
         return True
+
+    def _stepping(self) -> list[_Job]:
+        """The jobs this step feeds: all, unless an interactive one is starting (then
+        the background ones sit the step out; their outputs do not change, only when)."""
+        starting = any(
+            not job.request.background and job.generated < INTERACTIVE_HEAD_TOKENS
+            for job in self._active
+        )
+        if not starting:
+            return self._active
+        return [job for job in self._active if not job.request.background]
 
     def _passes(self, feeds: list[tuple[_Job, list[int]]]) -> list[list[tuple[_Job, list[int]]]]:
         """``feeds`` as forward passes: one, unless padding to the longest would run a row

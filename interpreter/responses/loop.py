@@ -26,7 +26,7 @@ from interpreter.responses.events import (
     TurnIncomplete,
     Usage,
 )
-from interpreter.responses.scheduler import AdmissionGate
+from interpreter.responses.scheduler import BACKGROUND, AdmissionGate
 from model_runner.generator import GenerationRequest, Generator
 from model_runner.harmony import (
     PYTHON_TOOL,
@@ -180,6 +180,7 @@ class ModelToolLoop:
                     top_p=turn.sampling.top_p,
                     seed=turn.sampling.seed,
                     cache_key=turn.cache_key,
+                    background=turn.priority == BACKGROUND,
                 )
             )
             parser = self.renderer.new_parser()

@@ -52,6 +52,7 @@ class GenerateBody(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int | None = None
     cache_key: str | None = None
+    background: bool = False
 
     def to_request(self) -> GenerationRequest:
         return GenerationRequest(
@@ -62,6 +63,7 @@ class GenerateBody(BaseModel):
             top_p=self.top_p,
             seed=self.seed,
             cache_key=self.cache_key,
+            background=self.background,
         )
 
     @classmethod
@@ -76,6 +78,7 @@ class GenerateBody(BaseModel):
             top_p=request.top_p,
             seed=request.seed,
             cache_key=request.cache_key,
+            background=request.background,
         )
 
 

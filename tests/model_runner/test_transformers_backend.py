@@ -22,7 +22,11 @@ from runner_fixtures import (
 from model_runner.errors import InvalidGenerationRequest
 from model_runner.generator import GenerationRequest
 from model_runner.token_map import TokenMap
-from model_runner.transformers_backend import TransformersGenerator, sample_token
+from model_runner.transformers_backend import (
+    INTERACTIVE_HEAD_TOKENS,
+    TransformersGenerator,
+    sample_token,
+)
 
 
 async def test_streams_tokens_and_reports_usage(subset_generator: TransformersGenerator) -> None:
@@ -243,6 +247,42 @@ async def test_a_long_prefill_is_chunked_around_decoding_requests(token_map: Tok
     assert tokens == greedy_reference(generator, long_prompt, 2)
     # The decoding request kept producing tokens while the long prompt was prefilled.
     assert order.index("long-first-token") >= 10
+
+
+async def test_background_rows_sit_out_an_interactive_requests_first_steps(
+    token_map: TokenMap,
+) -> None:
+    """While an interactive request produces its first tokens, no background token is
+    produced; then the background request goes on. Neither output changes."""
+    generator = build_subset_generator(token_map, name="priority")
+    background_prompt, interactive_prompt = prompt_of(10, offset=60), prompt_of(15, offset=61)
+    background_length, interactive_length = 120, INTERACTIVE_HEAD_TOKENS + 6
+    order: list[str] = []
+    background_tokens: list[int] = []
+    iterator = aiter(
+        generator.generate(greedy(background_prompt, background_length, background=True))
+    )
+    background_tokens.append(await anext(iterator))  # decoding now
+
+    async def watch_background() -> None:
+        async for token in iterator:
+            background_tokens.append(token)
+            order.append("background")
+
+    watcher = asyncio.create_task(watch_background())
+    interactive_tokens = []
+    async for token in generator.generate(greedy(interactive_prompt, interactive_length)):
+        interactive_tokens.append(token)
+        order.append("interactive")
+    await watcher
+
+    first = order.index("interactive")
+    assert (
+        order[first : first + INTERACTIVE_HEAD_TOKENS] == ["interactive"] * INTERACTIVE_HEAD_TOKENS
+    )
+    assert "background" in order[first + INTERACTIVE_HEAD_TOKENS :]
+    assert interactive_tokens == greedy_reference(generator, interactive_prompt, interactive_length)
+    assert background_tokens == greedy_reference(generator, background_prompt, background_length)
 
 
 async def test_more_requests_than_the_batch_wait_their_turn(token_map: TokenMap) -> None:

@@ -159,7 +159,7 @@ def test_retrieve_delete_and_input_items(start) -> None:
 
 
 def test_background_then_poll(start) -> None:
-    client, _, _ = start(
+    client, double, _ = start(
         [python_call("import time; time.sleep(0.5); print('slept')"), final("Slept.")]
     )
     queued = client.responses.create(model="scripted", input="Sleep", tools=TOOLS, background=True)
@@ -173,6 +173,11 @@ def test_background_then_poll(start) -> None:
         time.sleep(0.1)
     assert polled.status == "completed"
     assert polled.output_text == "Slept."
+    # The model is told it runs in the background (the runner lets interactive ones
+    # start first); an interactive request is not.
+    assert [r.background for r in double.requests] == [True, True]
+    client.responses.create(model="scripted", input="Now")
+    assert double.requests[-1].background is False
 
 
 def test_cancel_background_interrupts_the_running_execution(start) -> None:

@@ -10,6 +10,7 @@ tests/model_runner."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -109,9 +110,10 @@ def test_a_killed_service_leaves_nothing_half_done(tmp_path: Path, service_name:
             # An upload caught half-way into a container's /mnt/data.
             box = client.containers.create(name="upload")
             agent = container_of(service_name, sandbox_of(tmp_path, box.id))
-            partial = Path(f"/proc/{agent.attrs['State']['Pid']}/root/mnt/data/.big.bin.upload")
+            agent_pid = agent.attrs["State"]["Pid"]  # the sandbox's PID 1, as the host sees it
+            partial = Path(f"/proc/{agent_pid}/root/mnt/data/.big.bin.upload")
             # Slowed to a crawl (1% of a CPU) so that the upload is still going when it
-            # is seen; then frozen, so that it certainly is when the service is killed.
+            # is seen; then stopped, so that it certainly is when the service is killed.
             subprocess.run(["docker", "update", "--cpus", "0.01", agent.id], check=True)
             upload_failures: list[Exception] = []
             uploading = threading.Thread(
@@ -119,12 +121,12 @@ def test_a_killed_service_leaves_nothing_half_done(tmp_path: Path, service_name:
             )
             uploading.start()
             wait_until(partial.exists, timeout_s=120, step_s=0.01)
-            agent.pause()
+            os.kill(agent_pid, signal.SIGSTOP)
             assert partial.stat().st_size < BIG
             assert not partial.with_name("big.bin").exists()
         finally:
             first.signal(signal.SIGKILL)
-        agent.unpause()
+        os.kill(agent_pid, signal.SIGCONT)
         subprocess.run(["docker", "update", "--cpus", "1", agent.id], check=True)
         # The agent, left with half a body and a closed connection, throws it away.
         wait_until(lambda: not partial.exists(), timeout_s=60)

@@ -9,6 +9,7 @@ tests/model_runner."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -82,19 +83,23 @@ def test_a_killed_service_leaves_nothing_half_done(tmp_path: Path, service_name:
             final("x is still 42."),
         ]
     )
-    with served_over_http(double) as model_url:
+    with served_over_http(double) as model_url, contextlib.ExitStack() as closing:
         settings = {"model": model_url, "background_workers": "2"}
         first = ServiceProcess.serve(tmp_path, service_name, **settings).start()
         released = [streamed, fresh, after_code]
         try:
             first.wait_healthy()
-            client = OpenAI(base_url=f"{first.base_url}/v1", api_key="none", max_retries=0)
+            client = closing.enter_context(
+                OpenAI(base_url=f"{first.base_url}/v1", api_key="none", max_retries=0)
+            )
             done = client.responses.create(model="m", input="Set x to 42.", tools=TOOLS)
             assert done.status == "completed"
             events = iter(
-                client.responses.create(
-                    model="m", input="Go on.", tools=TOOLS, stream=True,
-                    previous_response_id=done.id,
+                closing.enter_context(
+                    client.responses.create(
+                        model="m", input="Go on.", tools=TOOLS, stream=True,
+                        previous_response_id=done.id,
+                    )
                 )
             )  # fmt: skip
             streamed_id = next(events).response.id  # type: ignore[union-attr]
@@ -137,7 +142,9 @@ def test_a_killed_service_leaves_nothing_half_done(tmp_path: Path, service_name:
         second.start()
         try:
             second.wait_healthy()
-            client = OpenAI(base_url=f"{second.base_url}/v1", api_key="none", max_retries=0)
+            client = closing.enter_context(
+                OpenAI(base_url=f"{second.base_url}/v1", api_key="none", max_retries=0)
+            )
             # The streamed response: failed, saying why; never in progress.
             cut = client.responses.retrieve(streamed_id)
             assert cut.status == "failed" and cut.error is not None

@@ -239,7 +239,12 @@ class ResponsesService:
                 raise
             return session, None
         # A container gone is not a failure: a new one, and the model is told what was lost.
-        return await self.builder.continue_in(previous.container_id if previous else None, owner)
+        found, notice = await self.builder.continue_in(
+            previous.container_id if previous else None, owner
+        )
+        if found is None:
+            await self.sessions.check_engine()
+        return found, notice
 
     def _initial_body(
         self, request: ResponsesRequest, response_id: str, config: Any, system: SystemPrompt

@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import pwd
+import re
 import secrets
 import shutil
 import subprocess
@@ -84,6 +85,9 @@ GVISOR_ADDRESS_SPACE_SLACK_BYTES = 1 << 30
 # requests' (a connection refused, or a socket gone while the engine restarts).
 ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
+# A listing gives a stopped container's exit code only in words: "Exited (137) 5 seconds ago".
+EXIT_CODE_IN_STATUS = re.compile(r"Exited \((-?\d+)\)")
+
 
 def engine_unavailable(exc: Exception) -> EngineUnavailable:
     return EngineUnavailable(f"the Docker engine does not answer: {exc}")
@@ -126,10 +130,7 @@ class DockerSandboxBackend:
 
     def check(self) -> None:
         """Fail early, with a clear message, when the engine or the image is missing."""
-        try:
-            self._client.ping()
-        except ENGINE_ERRORS as exc:
-            raise engine_unavailable(exc) from exc
+        self._ping()
         try:
             self._client.images.get(self.image)
             runtimes = self._client.info().get("Runtimes") or {}
@@ -335,6 +336,10 @@ class DockerSandboxBackend:
         run_dir = Path(labels.get("code-interpreter.run-dir", self.run_root / sandbox_id))
         state = attrs.get("State")
         details = state if isinstance(state, dict) else {"Status": state}
+        if not isinstance(state, dict) and (
+            code := EXIT_CODE_IN_STATUS.match(attrs.get("Status", ""))
+        ):
+            details["ExitCode"] = int(code[1])
         return SandboxRecord(
             sandbox_id,
             run_dir,
@@ -343,6 +348,15 @@ class DockerSandboxBackend:
             running=details.get("Status") == "running",
             stopped_because=_why_stopped(details),
         )
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self._ping)
+
+    def _ping(self) -> None:
+        try:
+            self._client.ping()
+        except ENGINE_ERRORS as exc:
+            raise engine_unavailable(exc) from exc
 
     async def inspect(self, sandbox_id: str) -> SandboxRecord | None:
         return await asyncio.to_thread(self._inspect, sandbox_id)

@@ -192,6 +192,9 @@ class SessionManager:
             else:
                 await session.sandbox.close()
         self._sessions.clear()
+        # Sandboxes of sessions lost while the engine was down, if it is back by now:
+        # their run folders' tmpfs would otherwise stay mounted.
+        await self.factory.retry_discards()
 
     async def _readopt(self) -> None:
         """Reconnect to sessions whose containers still run; remove every other sandbox."""
@@ -532,6 +535,12 @@ class SessionManager:
             if session.id in self._sessions:
                 await self._end_lost(session, because)
             raise SessionExpired(expiry_message(session.info, self.max_sessions)) from exc
+
+    async def check_engine(self) -> None:
+        """Raise ``EngineUnavailable`` while the engine does not answer. Before a turn that
+        will need a new container: its client then hears 503 with Retry-After, and can
+        retry, rather than getting a failed response after the model has run."""
+        await self.backend.ping()
 
     async def check_alive(self, session: Session) -> None:
         """Before a conversation's next turn: raise ``SessionExpired`` if the session's

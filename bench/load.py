@@ -53,6 +53,7 @@ from service_process import RunningService, running_service
 SERVICE_NAME = "bench-load"
 TOOLS: list[Any] = [{"type": "code_interpreter", "container": {"type": "auto"}}]
 OUTPUTS: list[Any] = ["code_interpreter_call.outputs"]
+SETTLE_S = 60.0
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -528,11 +529,23 @@ async def at_rest(service: RunningService) -> dict[str, Any]:
             listed = (await http.get(f"{service.base}/v1/containers", params={"limit": 100})).json()
         pool = await wait_pool(http, service.base, at_rest=True)
         health = (await http.get(f"{service.base}/healthz")).json()
+        # Removals (deleted sessions, the pool shrinking) finish in the background: what
+        # the engine still holds beyond the pool and the sessions a minute later is left
+        # behind.
+        started = time.monotonic()
+        expected = pool["ready"] + health["sessions"]
+        while True:
+            held = len(await asyncio.to_thread(containers))
+            if held <= expected or time.monotonic() > started + SETTLE_S:
+                break
+            await asyncio.sleep(0.5)
     return {
         **process_figures(service.pid),
         "live_sessions": health["sessions"],
         "pool_ready": pool["ready"],
-        "containers": len(containers()),
+        "containers": held,
+        "containers_settled_after_s": round(time.monotonic() - started, 1),
+        # A sandbox is its run folder and its connection file beside it.
         "run_folder_entries": len(list(service.run_root.iterdir())),
     }
 
@@ -565,6 +578,8 @@ async def soak(service: RunningService, seconds: float, workers: int) -> dict[st
         "rss_growth_percent": round(
             100 * (after["rss_mb"] - before["rss_mb"]) / before["rss_mb"], 1
         ),
+        "open_fds_growth": after["open_fds"] - before["open_fds"],
+        "containers_left_beyond_the_pool": after["containers"] - after["pool_ready"],
         "model_misses": tally.model_misses,
         **tally.report(),
     }

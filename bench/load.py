@@ -27,6 +27,8 @@ first messages: anything but the expected answer is one.
   file uploads and downloads, containers created and deleted. The service's resident
   memory and open descriptors at the start and the end; afterwards, containers and run
   folders left behind (the service stops with ``--cleanup-on-exit``: none may remain).
+  A follow-up turn whose code finds no ``x`` is an error (the kernel lost it); one that
+  names another variable is the model's slip, counted apart.
 """
 
 from __future__ import annotations
@@ -412,8 +414,17 @@ class SoakWorker:
             return
         if container_of(follow) not in (None, container_of(previous)):
             self.tally.error("response_follow_up", f"{follow.id} ran in another container")
-        if any("NameError" in logs for logs in logs_of(follow)):
-            self.tally.error("response_follow_up", f"{follow.id}: the kernel lost x")
+        outputs = logs_of(follow)
+        if any("name 'x' is not defined" in logs for logs in outputs):
+            code = [i.code for i in follow.output if i.type == "code_interpreter_call"]
+            self.tally.error(
+                "response_follow_up",
+                f"{follow.id}: the kernel lost x (after {previous.id}); code {code!r}",
+            )
+        elif any("NameError" in logs for logs in outputs):
+            # The demo model naming another variable (it once wrote print(n * 2)): its
+            # slip, not the kernel's.
+            self.tally.model_misses += 1
         self.conversation, self.turns = follow, self.turns + 1
 
     async def streamed_turn(self) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,11 +26,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class RunningService:
+    base: str
+    data_dir: Path
+    run_root: Path
+    pid: int
+
+
 @contextmanager
 def service(root: Path, service_name: str, **settings: str) -> Iterator[tuple[str, Path]]:
     """The service in the background, its state under ``root``; ``settings`` become
     ``INTERPRETER_*`` variables (the model defaults to none). Yields (base URL, data
     folder); the service ends its sessions when it stops."""
+    with running_service(root, service_name, **settings) as running:
+        yield running.base, running.data_dir
+
+
+@contextmanager
+def running_service(root: Path, service_name: str, **settings: str) -> Iterator[RunningService]:
+    """``service``, yielding its process id and folders too."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTERPRETER_")}
     env.update(
@@ -60,7 +76,7 @@ def service(root: Path, service_name: str, **settings: str) -> Iterator[tuple[st
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the service did not start; see {root / 'service.log'}")
             time.sleep(0.1)
-        yield base, root / "data"
+        yield RunningService(base, root / "data", root / "run", process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:

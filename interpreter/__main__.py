@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from interpreter.api.app import create_app, load_model
 from interpreter.config import Settings
 from interpreter.errors import SandboxError
+from interpreter.preflight import StartupRefused, sandbox_backend
 from model_runner.errors import ModelRunnerError
 
 
@@ -65,13 +66,20 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # The model first, before any port or sandbox: one that cannot load, or a served
-    # one that does not answer, stops the start with one sentence.
+    # Before any port is bound or any sandbox made, settings that cannot work stop the
+    # start with one sentence: the sandboxes' engine, image and limits first (quick),
+    # then the model (a local one takes a while to load; a served one must answer).
+    try:
+        backend = sandbox_backend(settings)
+    except StartupRefused as exc:
+        sys.exit(f"Cannot start: {str(exc).rstrip('.')}.")
     try:
         generator = load_model(settings)
     except ModelRunnerError as exc:
         sys.exit(f"Cannot start with INTERPRETER_MODEL={settings.model}: {exc}")
-    app = create_app(settings, generator=generator, cleanup_on_exit=args.cleanup_on_exit)
+    app = create_app(
+        settings, backend=backend, generator=generator, cleanup_on_exit=args.cleanup_on_exit
+    )
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
     GracefulServer(config, app).run()
 
@@ -101,6 +109,8 @@ def _serve_mcp() -> None:
     )
     try:
         asyncio.run(serve_stdio(Settings()))
+    except StartupRefused as exc:
+        sys.exit(f"Cannot serve MCP: {exc}")
     except SandboxError as exc:
         sys.exit(f"Cannot serve MCP: {exc.message}")
 

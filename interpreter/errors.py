@@ -78,6 +78,11 @@ class SandboxError(InterpreterError):
     status_code = 503
     error_type = "server_error"
     code = "sandbox_unavailable"
+    retry_after_s = 5
+
+
+class EngineUnavailable(SandboxError):
+    """The sandboxes' engine (Docker) does not answer: it may be restarting."""
 
 
 class StorageFull(InterpreterError):

@@ -1,6 +1,7 @@
 """A minimal OpenAI Files API store (``file-...`` ids), so ``file_ids`` given to a container
 or to the code_interpreter tool have something to name. Blobs and metadata live in the
-data folder."""
+data folder; a file exists once its metadata does, which is written last, so a crash or a
+full disk never leaves a listed file half-written."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from interpreter.errors import FileNotFound, InvalidRequest, PayloadTooLarge
+from interpreter.errors import FileNotFound, InterpreterError, InvalidRequest, PayloadTooLarge
+from interpreter.storage import remove_partial_writes, write_atomically
 
 FILE_ID = re.compile(r"^file-[0-9a-f]{24}$")
 
@@ -31,6 +33,11 @@ class FileStore:
         self.root = root
         self.max_bytes = max_bytes
         root.mkdir(parents=True, exist_ok=True)
+        remove_partial_writes(root)
+        # Blobs whose metadata never came: a crash, or a full disk, between the two.
+        for blob in root.glob("file-*"):
+            if FILE_ID.match(blob.name) and not self._meta(blob.name).exists():
+                blob.unlink(missing_ok=True)
 
     def _meta(self, file_id: str) -> Path:
         if not FILE_ID.match(file_id):
@@ -50,8 +57,12 @@ class FileStore:
             purpose=purpose,
             owner=owner,
         )
-        (self.root / stored.id).write_bytes(content)
-        self._meta(stored.id).write_text(json.dumps(asdict(stored)))
+        write_atomically(self.root / stored.id, content)
+        try:
+            write_atomically(self._meta(stored.id), json.dumps(asdict(stored)).encode())
+        except InterpreterError:
+            (self.root / stored.id).unlink(missing_ok=True)
+            raise
         return stored
 
     def get(self, file_id: str, owner: str | None) -> StoredFile:
@@ -70,7 +81,10 @@ class FileStore:
     def list(self, owner: str | None) -> list[StoredFile]:
         found = []
         for meta in self.root.glob("file-*.json"):
-            stored = StoredFile(**json.loads(meta.read_text()))
+            try:
+                stored = StoredFile(**json.loads(meta.read_text()))
+            except (OSError, ValueError, TypeError):
+                continue  # deleted meanwhile
             if stored.owner == owner:
                 found.append(stored)
         return sorted(found, key=lambda f: (f.created_at, f.id))

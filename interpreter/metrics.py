@@ -61,6 +61,11 @@ class Metrics:
             "Idle sessions ended to make room at the session limit",
             registry=self.registry,
         )
+        self.lost_sessions = Counter(
+            "interpreter_sessions_lost",
+            "Sessions ended because their container stopped for good or vanished",
+            registry=self.registry,
+        )
         self.max_sessions = Gauge(
             "interpreter_max_sessions", "Live sessions the service allows", registry=self.registry
         )

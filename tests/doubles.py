@@ -6,19 +6,39 @@ sandboxes run around it. The real transformers path is tested in tests/model_run
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
 
 from model_runner.generator import GenerationRequest, GenerationStream, GenerationUsage
 from model_runner.harmony import load_encoding
+from model_runner.server import create_app
+
+
+@dataclass
+class Paused:
+    """A completion that stops after ``before`` until the test sets ``gate`` (or the
+    generation is cancelled), then plays ``after``: a response held under way for as
+    long as a test needs, without a clock. ``reached`` is set once ``before`` is out."""
+
+    before: str
+    after: str
+    gate: threading.Event = field(default_factory=threading.Event)
+    reached: threading.Event = field(default_factory=threading.Event)
 
 
 class ScriptedGenerator:
     """Plays ``completions`` in order, one per ``generate`` call, and records the prompts.
 
-    A completion is an exception to raise (as a runner does for a prompt it refuses), or
+    A completion is an exception to raise (as a runner does for a prompt it refuses),
     harmony text as the model would write it after ``<|start|>assistant``,
-    e.g. ``"<|channel|>analysis to=python code<|message|>print(1)<|call|>"``. It is cut at
-    ``max_tokens`` like a real model's output.
+    e.g. ``"<|channel|>analysis to=python code<|message|>print(1)<|call|>"``, or
+    ``Paused`` text. It is cut at ``max_tokens`` like a real model's output.
     """
 
     name = "scripted-double"
@@ -26,7 +46,7 @@ class ScriptedGenerator:
 
     def __init__(
         self,
-        completions: list[str | Exception],
+        completions: list[str | Exception | Paused],
         token_delay_s: float = 0.0,
         concurrency: int = 4,
         max_context: int | None = None,
@@ -51,12 +71,26 @@ class ScriptedGenerator:
         usage = GenerationUsage(prompt_tokens=len(request.prompt_tokens))
         if isinstance(text, Exception):
             return GenerationStream(self._fail(text), usage)
-        tokens = self.encoding.encode(text, allowed_special="all")[: request.max_tokens]
-        return GenerationStream(self._play(tokens, request.stop_tokens), usage)
+        if isinstance(text, Paused):
+            before = self.encoding.encode(text.before, allowed_special="all")
+            after = self.encoding.encode(text.after, allowed_special="all")
+            tokens, pause = (before + after)[: request.max_tokens], (len(before), text)
+        else:
+            tokens, pause = self.encoding.encode(text, allowed_special="all"), None
+        return GenerationStream(
+            self._play(tokens[: request.max_tokens], request.stop_tokens, pause), usage
+        )
 
-    async def _play(self, tokens: list[int], stop: frozenset[int]) -> AsyncIterator[int]:
+    async def _play(
+        self, tokens: list[int], stop: frozenset[int], pause: tuple[int, Paused] | None = None
+    ) -> AsyncIterator[int]:
         try:
-            for token in tokens:
+            for index, token in enumerate(tokens):
+                if pause is not None and index == pause[0]:
+                    pause[1].reached.set()
+                    # In short waits, so that a cancelled generation stops at once.
+                    while not await asyncio.to_thread(pause[1].gate.wait, 0.05):
+                        pass
                 if self.token_delay_s:
                     await asyncio.sleep(self.token_delay_s)
                 yield token
@@ -80,3 +114,25 @@ def python_call(code: str) -> str:
 
 def final(text: str) -> str:
     return f"<|channel|>final<|message|>{text}<|return|>"
+
+
+@contextlib.contextmanager
+def served_over_http(double: ScriptedGenerator) -> Iterator[str]:
+    """``double`` behind the model runner's own HTTP app (``model_runner.server``), from a
+    thread of the test process: a service in another process uses it as a served engine
+    (``INTERPRETER_MODEL=http://...``), and it outlives that service being killed."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(double), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the double did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from interpreter import preflight
 from interpreter.api import chat, containers, errors, files, health, models, notebooks, responses
 from interpreter.chat.serving import ChatCompletionsService
 from interpreter.chat.store import ChatStore
@@ -39,9 +40,10 @@ def create_app(
     generator: Generator | None = None,
     cleanup_on_exit: bool = False,
 ) -> FastAPI:
-    """The service. ``backend`` defaults to Docker and ``generator`` to the model that
-    ``settings.model`` names (none when it is "none"); ``cleanup_on_exit`` also ends every
-    session at shutdown (otherwise they outlive the process, to be re-adopted)."""
+    """The service. ``backend`` defaults to Docker (checked: ``preflight``) and
+    ``generator`` to the model that ``settings.model`` names (none when it is "none"); the
+    app closes both when it stops. ``cleanup_on_exit`` also ends every session at
+    shutdown (otherwise they outlive the process, to be re-adopted)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -50,7 +52,7 @@ def create_app(
         # The model first: a model that cannot load stops start-up before any sandbox
         # exists, so nothing is left behind.
         model = generator or await _load_model(settings)
-        sandbox_backend = backend or _docker_backend(settings)
+        sandbox_backend = backend or preflight.sandbox_backend(settings)
         manager = SessionManager(settings, sandbox_backend, metrics)
         store = ResponseStore(settings.data_dir / "responses.sqlite3")
         files_store = FileStore(settings.data_dir / "files", settings.max_upload_bytes)
@@ -88,8 +90,7 @@ def create_app(
             store.close()
             chat_store.close()
             await manager.close(end_sessions=cleanup_on_exit)
-            if backend is None:
-                await sandbox_backend.close()
+            await sandbox_backend.close()
             closer = getattr(model, "aclose", None)
             if closer is not None:
                 await closer()
@@ -149,19 +150,3 @@ class _RevalidatedFiles(StaticFiles):
         response = super().file_response(*args, **kwargs)
         response.headers["Cache-Control"] = "no-cache"
         return response
-
-
-def _docker_backend(settings: Settings) -> SandboxBackend:
-    from interpreter.sandboxes.docker_backend import DockerSandboxBackend
-
-    backend = DockerSandboxBackend(
-        image=settings.sandbox_image,
-        run_root=settings.run_root,
-        service_name=settings.service_name,
-        docker_host=settings.docker_host or None,
-        preimport=settings.preimport,
-        runtime=settings.sandbox_runtime,
-        uid=settings.sandbox_uid,
-    )
-    backend.check()
-    return backend

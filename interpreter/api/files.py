@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -31,7 +32,9 @@ async def upload(request: Request, owner: Owner) -> dict[str, Any]:
     store = _store(request)
     upload = await read_multipart_file(request, store.max_bytes)
     purpose = upload.fields.get("purpose") or "user_data"
-    return _object(store.add(upload.filename, upload.content, purpose, owner))
+    # A thread: the blob may be hundreds of megabytes, and the event loop serves everyone.
+    stored = await asyncio.to_thread(store.add, upload.filename, upload.content, purpose, owner)
+    return _object(stored)
 
 
 @router.get("")

@@ -15,6 +15,7 @@ from interpreter.sessions.manager import SessionManager
 router = APIRouter(tags=["health"])
 
 READY_CHECK_TIMEOUT_S = 20.0
+READY_RETRY_AFTER_S = 5
 
 
 @router.get("/healthz")
@@ -48,8 +49,22 @@ async def readyz(request: Request) -> Response:
                 result = await manager.execute(session, "1+1", timeout_s=10)
             finally:
                 await manager.delete(session.id, "__readyz__")
-    except (InterpreterError, TimeoutError) as exc:
-        return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+    except InterpreterError as exc:
+        # Why, for an operator: "the Docker engine does not answer: ...", say.
+        return JSONResponse(
+            {"status": "unavailable", "reason": exc.message},
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after_s or READY_RETRY_AFTER_S)},
+        )
+    except TimeoutError:
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "reason": f"no sandbox ran 1+1 within {READY_CHECK_TIMEOUT_S:g} seconds",
+            },
+            status_code=503,
+            headers={"Retry-After": str(READY_RETRY_AFTER_S)},
+        )
     value = next((o.data.get("text/plain") for o in result.outputs if hasattr(o, "data")), None)
     if value != "2":
         return JSONResponse(

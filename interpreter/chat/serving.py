@@ -143,7 +143,7 @@ class ChatCompletionsService:
             priority=INTERACTIVE,
         )
         builder.fit(model_turn, param="messages")
-        session, notice = builder.continue_in(container_id, owner)
+        session, notice = await builder.continue_in(container_id, owner)
         tool = builder.code_tool(
             config=CodeInterpreterTool(type="code_interpreter"),
             owner=owner,
@@ -203,8 +203,16 @@ class ChatCompletionsService:
 
     async def _close(self, turn: ChatTurn) -> None:
         """Let the session go, and remember the conversation: its container under its
-        key, and (for an answer a client will send back) its messages under its text."""
+        key, and (for an answer a client will send back) its messages under its text.
+        A store that cannot (a full disk) costs the client nothing now: the answer goes
+        out, and a later turn finds its history less exactly (see the module)."""
         await turn.tool.close()
+        try:
+            await self._remember(turn)
+        except InterpreterError as exc:
+            log.error("could not remember chat completion %s: %s", turn.id, exc.message)
+
+    async def _remember(self, turn: ChatTurn) -> None:
         container_id = turn.tool.container_id
         if turn.affinity_key is not None and container_id is not None:
             await self.store.set_container(turn.affinity_key, container_id)

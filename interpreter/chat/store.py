@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from interpreter.storage import sqlite_errors
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chat_states (
     key TEXT PRIMARY KEY,
@@ -41,13 +43,14 @@ class ConversationState:
 class ChatStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with sqlite_errors(self.path, "chat store"), self._lock:
             return self._db.execute(sql, args).fetchall()
 
     async def conversation(self, key: str) -> ConversationState | None:

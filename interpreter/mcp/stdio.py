@@ -27,7 +27,7 @@ from interpreter.config import Settings
 from interpreter.mcp.http import new_server
 from interpreter.mcp.tools import SandboxTools
 from interpreter.metrics import Metrics
-from interpreter.sandboxes.base import SandboxBackend
+from interpreter.preflight import sandbox_backend
 from interpreter.sessions.manager import SessionManager
 
 log = logging.getLogger(__name__)
@@ -48,20 +48,6 @@ def own_settings(settings: Settings, pid: int) -> Settings:
     if "pool_size" not in settings.model_fields_set:
         update["pool_size"] = 1
     return settings.model_copy(update=update)
-
-
-def _backend(settings: Settings) -> SandboxBackend:
-    from interpreter.sandboxes.docker_backend import DockerSandboxBackend
-
-    backend = DockerSandboxBackend(
-        image=settings.sandbox_image,
-        run_root=settings.run_root,
-        service_name=settings.service_name,
-        docker_host=settings.docker_host or None,
-        preimport=settings.preimport,
-    )
-    backend.check()
-    return backend
 
 
 def _dead_processes(root: Path) -> list[int]:
@@ -86,7 +72,7 @@ async def _remove_leftovers(settings: Settings) -> None:
     for pid in await asyncio.to_thread(_dead_processes, settings.data_dir / MCP_DATA):
         dead = own_settings(settings, pid)
         log.info("removing the sandboxes of stdio process %d, which has gone", pid)
-        backend = await asyncio.to_thread(_backend, dead)
+        backend = await asyncio.to_thread(sandbox_backend, dead)
         try:
             for record in await backend.list():
                 await backend.destroy(record.id)
@@ -99,7 +85,7 @@ async def serve(settings: Settings) -> None:
     """Serve the tools on stdin/stdout until the client closes them."""
     await _remove_leftovers(settings)
     mine = own_settings(settings, os.getpid())
-    backend = await asyncio.to_thread(_backend, mine)
+    backend = await asyncio.to_thread(sandbox_backend, mine)
     manager = SessionManager(mine, backend, Metrics())
     try:
         await manager.start()

@@ -54,6 +54,9 @@ from model_runner.harmony import SystemPrompt
 
 log = logging.getLogger(__name__)
 
+# How often a finished response the store could not take (a full disk) is tried again.
+SAVE_RETRY_S = 2.0
+
 STOPPING_MESSAGE = (
     "The service is shutting down: this response was stopped before it finished. Send it "
     "again in a moment."
@@ -103,6 +106,9 @@ class ResponsesService:
         self.gate = self.builder.gate
         self.loop = self.builder.loop
         self._live: dict[str, Turn] = {}
+        # Finished turns the store could not take yet (see _close_and_save).
+        self._unsaved: dict[str, Turn] = {}
+        self._saving: asyncio.Task[None] | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._background_slots = asyncio.Semaphore(settings.background_workers)
         self._stopping = asyncio.Event()
@@ -158,7 +164,7 @@ class ResponsesService:
         builder.fit(model_turn, param="input")
         tool = None
         if config is not None:
-            session, notice = self._conversation_session(config.container, previous, owner)
+            session, notice = await self._conversation_session(config.container, previous, owner)
             tool = builder.code_tool(
                 config=config,
                 owner=owner,
@@ -219,19 +225,26 @@ class ResponsesService:
             )
         return previous
 
-    def _conversation_session(
+    async def _conversation_session(
         self, container: Any, previous: StoredResponse | None, owner: str | None
     ) -> tuple[Any, str | None]:
         """The session the turn runs in now, and what to tell the model about it. An
         ``auto`` container that does not exist yet is created at the first python call."""
         if isinstance(container, str):
             try:
-                return self.sessions.get(container, owner), None
+                session = self.sessions.get(container, owner)
+                await self.sessions.check_alive(session)
             except (SessionExpired, SessionNotFound) as exc:
                 exc.param = "tools[0].container"
                 raise
+            return session, None
         # A container gone is not a failure: a new one, and the model is told what was lost.
-        return self.builder.continue_in(previous.container_id if previous else None, owner)
+        found, notice = await self.builder.continue_in(
+            previous.container_id if previous else None, owner
+        )
+        if found is None:
+            await self.sessions.check_engine()
+        return found, notice
 
     def _initial_body(
         self, request: ResponsesRequest, response_id: str, config: Any, system: SystemPrompt
@@ -317,8 +330,7 @@ class ResponsesService:
                 code = "rate_limit_exceeded" if isinstance(exc, RateLimited) else "server_error"
                 status, error = "failed", (code, exc.message)
             final = writer.finish(status, turn.model.usage, error=error, incomplete_reason=reason)  # type: ignore[arg-type]
-            await self._close_tool(turn)
-            await self._save_quietly(turn)
+            await self._close_and_save(turn)
             finished = True
             self.metrics.responses.labels(status).inc()
             if final is not None:
@@ -366,8 +378,25 @@ class ResponsesService:
             await turn.tool.close()
 
     async def _close_and_save(self, turn: Turn) -> None:
+        """The turn's end: let its session go and store how it ended. A store that cannot
+        take it now (a full disk) gets it again every few seconds until it does; until
+        then it is answered from memory, so a finished response never reads as unfinished
+        (nor is it run or failed again by the next start)."""
         await self._close_tool(turn)
-        await self._save(turn)
+        if await self._save_quietly(turn):
+            return
+        self._unsaved[turn.id] = turn
+        if self._saving is None or self._saving.done():
+            self._saving = asyncio.create_task(self._save_later())
+
+    async def _save_later(self) -> None:
+        while self._unsaved:
+            await asyncio.sleep(SAVE_RETRY_S)
+            for turn in list(self._unsaved.values()):
+                with contextlib.suppress(InterpreterError):
+                    await self._save(turn)
+                    del self._unsaved[turn.id]
+                    log.info("stored response %s after all", turn.id)
 
     async def _save(self, turn: Turn) -> None:
         if not turn.request.store:
@@ -386,13 +415,15 @@ class ResponsesService:
             )
         )
 
-    async def _save_quietly(self, turn: Turn) -> None:
+    async def _save_quietly(self, turn: Turn) -> bool:
         """Store the turn; a store that cannot (a full disk) must not cost the client the
         answer it is being sent: that is logged, and the answer goes out."""
         try:
             await self._save(turn)
         except InterpreterError as exc:
             log.error("could not store response %s: %s", turn.id, exc.message)
+            return False
+        return True
 
     # -- the three ways to run ----------------------------------------------------------
 
@@ -471,7 +502,7 @@ class ResponsesService:
         self._stopping.set()
 
     async def retrieve(self, response_id: str, owner: str | None) -> dict[str, Any]:
-        live = self._live.get(response_id)
+        live = self._live.get(response_id) or self._unsaved.get(response_id)
         if live is not None and live.owner == owner:
             return live.writer.snapshot()
         return (await self.store.get(response_id, owner)).body
@@ -499,6 +530,13 @@ class ResponsesService:
 
     async def close(self) -> None:
         self._stopping.set()
+        if self._saving is not None:
+            self._saving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._saving
+        for turn in list(self._unsaved.values()):  # a last try
+            with contextlib.suppress(InterpreterError):
+                await self._save(turn)
         for task in list(self._tasks.values()):
             task.cancel()
         for task in list(self._tasks.values()):

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from interpreter.errors import NotFound, StoreFull, StoreUnavailable
+from interpreter.errors import NotFound
 from interpreter.sandboxes.outputs import (
     ClearOutput,
     DisplayOutput,
@@ -28,6 +28,7 @@ from interpreter.sandboxes.outputs import (
     StreamOutput,
 )
 from interpreter.sessions.history import ExecutedCell
+from interpreter.storage import sqlite_errors
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -99,16 +100,8 @@ class ResponseStore:
         self._lock = threading.Lock()
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        try:
-            with self._lock:
-                return self._db.execute(sql, args).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "full" in str(exc):
-                raise StoreFull(
-                    f"The service's data folder ({self.path.parent}) is full: nothing new can "
-                    "be stored until space is freed. Stored responses are intact."
-                ) from exc
-            raise StoreUnavailable(f"The response store failed: {exc}") from exc
+        with sqlite_errors(self.path, "response store"), self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     async def save(self, response: StoredResponse) -> None:
         await asyncio.to_thread(

@@ -97,19 +97,21 @@ class TurnBuilder:
         except ContextOverflow as exc:
             raise InvalidRequest(str(exc), param=param, code="context_length_exceeded") from exc
 
-    def continue_in(
+    async def continue_in(
         self, container_id: str | None, owner: str | None
     ) -> tuple[Session | None, str | None]:
         """The session a conversation goes on in, from its earlier container, and what to
         tell the model about it: nothing for a live one; for one that has gone (expired,
-        or ended for room), that its earlier state is lost, while a new container is made
-        at the first python call."""
+        ended for room, or lost with its container), that its earlier state is lost,
+        while a new container is made at the first python call."""
         if container_id is None:
             return None, None
         try:
-            return self.sessions.get(container_id, owner), None
+            session = self.sessions.get(container_id, owner)
+            await self.sessions.check_alive(session)
         except (SessionExpired, SessionNotFound):
             return None, EXPIRED_NOTICE
+        return session, None
 
     def code_tool(
         self,

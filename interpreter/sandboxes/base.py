@@ -30,6 +30,9 @@ class SandboxRecord:
     connection_file: Path  # host-side kernel connection file
     labels: dict[str, str]
     running: bool
+    #: Why it has stopped for good (exited), in words; None while it runs or may run
+    #: again (being created, paused).
+    stopped_because: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,21 @@ class SandboxBackend(Protocol):
         ...
 
     async def list(self) -> list[SandboxRecord]:
-        """Every sandbox of this service that still exists, running or not."""
+        """Every sandbox of this service that still exists, running or not. Raises
+        ``EngineUnavailable`` when the engine cannot say."""
+        ...
+
+    async def inspect(self, sandbox_id: str) -> SandboxRecord | None:
+        """One sandbox, with why it stopped if it did; None when it no longer exists.
+        Raises ``EngineUnavailable`` when the engine cannot say."""
         ...
 
     async def capacity(self) -> EngineCapacity:
         """The memory and CPUs the sandboxes share."""
+        ...
+
+    async def ping(self) -> None:
+        """Return once the engine answers; raise ``EngineUnavailable`` if it does not."""
         ...
 
     async def close(self) -> None: ...

@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import pwd
+import re
 import secrets
 import shutil
 import subprocess
@@ -34,9 +35,10 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker.models.containers import Container
 
-from interpreter.errors import SandboxError
+from interpreter.errors import EngineUnavailable, SandboxError
 from interpreter.sandboxes.base import EngineCapacity, SandboxRecord, SandboxSpec
 from interpreter.sandboxes.kernel import connection_info
 
@@ -79,6 +81,18 @@ GVISOR_MEMORY_BASE_BYTES = 256 << 20
 GVISOR_ADDRESS_SPACE_SLACK_BYTES = 1 << 30
 
 
+# What the Docker SDK raises when the engine cannot be reached: its own errors, and
+# requests' (a connection refused, or a socket gone while the engine restarts).
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+
+# A listing gives a stopped container's exit code only in words: "Exited (137) 5 seconds ago".
+EXIT_CODE_IN_STATUS = re.compile(r"Exited \((-?\d+)\)")
+
+
+def engine_unavailable(exc: Exception) -> EngineUnavailable:
+    return EngineUnavailable(f"the Docker engine does not answer: {exc}")
+
+
 def host_connection_file(run_root: Path, sandbox_id: str) -> Path:
     """The kernel connection file the host uses (ipc paths under the run folder)."""
     return run_root / f"{sandbox_id}.kernel.json"
@@ -103,9 +117,12 @@ class DockerSandboxBackend:
         self.run_root = run_root
         self.service_name = service_name
         self.preimport = preimport
-        self._client = (
-            docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
-        )
+        try:
+            self._client = (
+                docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+            )
+        except ENGINE_ERRORS as exc:
+            raise engine_unavailable(exc) from exc
         # As root, sandboxes run as a uid of their own and get their folder chowned;
         # otherwise as our own uid, so that we can reach the sockets the kernel creates.
         self.uid = uid if os.geteuid() == 0 else os.getuid()
@@ -113,17 +130,16 @@ class DockerSandboxBackend:
 
     def check(self) -> None:
         """Fail early, with a clear message, when the engine or the image is missing."""
-        try:
-            self._client.ping()
-        except docker.errors.DockerException as exc:
-            raise SandboxError(f"the Docker engine does not answer: {exc}") from exc
+        self._ping()
         try:
             self._client.images.get(self.image)
+            runtimes = self._client.info().get("Runtimes") or {}
         except docker.errors.ImageNotFound as exc:
             raise SandboxError(
                 f"the sandbox image {self.image} is missing; run `make setup` to build it"
             ) from exc
-        runtimes = self._client.info().get("Runtimes") or {}
+        except ENGINE_ERRORS as exc:
+            raise engine_unavailable(exc) from exc
         if self.runtime not in runtimes:
             hint = " (SETUP_RUNSC=1 make setup registers it)" if self.runtime == GVISOR else ""
             raise SandboxError(
@@ -238,11 +254,21 @@ class DockerSandboxBackend:
                 shm_size=SHM_SIZE_BYTES,
                 runtime=self.runtime,
                 log_config=LOG_CONFIG,
+                # A sandbox has nothing to save when it is stopped, and its agent ignores
+                # SIGTERM (code inside could send it): stopped, it is killed at once, so
+                # that an engine stopping (or restarting) does not wait for it.
+                stop_signal="SIGKILL",
                 **limits,
             )
-        except docker.errors.DockerException as exc:
+        except ENGINE_ERRORS as exc:
+            # A container the engine made but could not start (a limit its kernel
+            # refused) stays behind, created: remove it with its folder.
+            with contextlib.suppress(SandboxError):
+                self._destroy(sandbox_id)
             _remove_run_dir(run_dir)
-            raise SandboxError(f"could not start a sandbox container: {exc}") from exc
+            if isinstance(exc, docker.errors.APIError | docker.errors.ImageNotFound):
+                raise SandboxError(f"could not start a sandbox container: {exc}") from exc
+            raise engine_unavailable(exc) from exc
         return SandboxRecord(sandbox_id, run_dir, host_file, labels, running=True)
 
     def _limits(self, spec: SandboxSpec) -> dict[str, Any]:
@@ -286,8 +312,12 @@ class DockerSandboxBackend:
 
     def _destroy(self, sandbox_id: str) -> None:
         for container in self._containers({LABEL_SANDBOX: sandbox_id}):
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
                 container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except ENGINE_ERRORS as exc:
+                raise engine_unavailable(exc) from exc
         _remove_run_dir(self.run_root / sandbox_id)
         host_connection_file(self.run_root, sandbox_id).unlink(missing_ok=True)
 
@@ -295,21 +325,51 @@ class DockerSandboxBackend:
         return await asyncio.to_thread(self._list)
 
     def _list(self) -> builtins.list[SandboxRecord]:
-        records = []
-        for container in self._containers({}):
-            labels = dict(container.attrs.get("Labels") or {})
-            sandbox_id = labels[LABEL_SANDBOX]
-            run_dir = Path(labels.get("code-interpreter.run-dir", self.run_root / sandbox_id))
-            records.append(
-                SandboxRecord(
-                    sandbox_id,
-                    run_dir,
-                    host_connection_file(run_dir.parent, sandbox_id),
-                    labels,
-                    running=container.attrs.get("State") == "running",
-                )
-            )
-        return records
+        return [self._record(container) for container in self._containers({})]
+
+    def _record(self, container: Container) -> SandboxRecord:
+        # Sparse listings and inspections put the labels and the state in different
+        # places, and give the state as a word or as an object.
+        attrs = container.attrs
+        labels = dict(attrs.get("Labels") or (attrs.get("Config") or {}).get("Labels") or {})
+        sandbox_id = labels[LABEL_SANDBOX]
+        run_dir = Path(labels.get("code-interpreter.run-dir", self.run_root / sandbox_id))
+        state = attrs.get("State")
+        details = state if isinstance(state, dict) else {"Status": state}
+        if not isinstance(state, dict) and (
+            code := EXIT_CODE_IN_STATUS.match(attrs.get("Status", ""))
+        ):
+            details["ExitCode"] = int(code[1])
+        return SandboxRecord(
+            sandbox_id,
+            run_dir,
+            host_connection_file(run_dir.parent, sandbox_id),
+            labels,
+            running=details.get("Status") == "running",
+            stopped_because=_why_stopped(details),
+        )
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self._ping)
+
+    def _ping(self) -> None:
+        try:
+            self._client.ping()
+        except ENGINE_ERRORS as exc:
+            raise engine_unavailable(exc) from exc
+
+    async def inspect(self, sandbox_id: str) -> SandboxRecord | None:
+        return await asyncio.to_thread(self._inspect, sandbox_id)
+
+    def _inspect(self, sandbox_id: str) -> SandboxRecord | None:
+        for listed in self._containers({LABEL_SANDBOX: sandbox_id}):
+            try:
+                return self._record(self._client.containers.get(listed.id))
+            except docker.errors.NotFound:
+                return None
+            except ENGINE_ERRORS as exc:
+                raise engine_unavailable(exc) from exc
+        return None
 
     def _containers(self, labels: dict[str, str]) -> builtins.list[Container]:
         filters: dict[str, Any] = {
@@ -320,8 +380,8 @@ class DockerSandboxBackend:
             # Sparse: the listing alone (labels, state), without inspecting each
             # container, which fails for one that is being removed meanwhile.
             return list(self._client.containers.list(all=True, filters=filters, sparse=True))
-        except docker.errors.DockerException as exc:
-            raise SandboxError(f"the Docker engine does not answer: {exc}") from exc
+        except ENGINE_ERRORS as exc:
+            raise engine_unavailable(exc) from exc
 
     async def stats_memory(self, sandbox_id: str) -> int | None:
         """Current memory use of a sandbox's container, in bytes (for benchmarks)."""
@@ -337,17 +397,35 @@ class DockerSandboxBackend:
         return await asyncio.to_thread(read)
 
     async def capacity(self) -> EngineCapacity:
-        def read() -> EngineCapacity:
-            try:
-                info = self._client.info()
-            except docker.errors.DockerException as exc:
-                raise SandboxError(f"the Docker engine does not answer: {exc}") from exc
-            return EngineCapacity(memory_bytes=int(info["MemTotal"]), cpus=int(info["NCPU"]))
+        return await asyncio.to_thread(self.engine_capacity)
 
-        return await asyncio.to_thread(read)
+    def engine_capacity(self) -> EngineCapacity:
+        """``capacity``, blocking: for checks before the service runs."""
+        try:
+            info = self._client.info()
+        except ENGINE_ERRORS as exc:
+            raise SandboxError(f"the Docker engine does not answer: {exc}") from exc
+        return EngineCapacity(memory_bytes=int(info["MemTotal"]), cpus=int(info["NCPU"]))
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
+
+    def close_now(self) -> None:
+        self._client.close()
+
+
+def _why_stopped(state: dict[str, Any]) -> str | None:
+    """Why a container has stopped for good, in words; None while it runs, or is about
+    to (created), or is paused."""
+    status = state.get("Status")
+    if status not in ("exited", "dead"):
+        return None
+    if state.get("OOMKilled"):
+        return "its container was killed for using more memory than its limit"
+    code = state.get("ExitCode")
+    if code is None:
+        return f"its container is {status}"
+    return f"its container exited (code {code}), as when the Docker engine restarts"
 
 
 def host_owner_of_id(uid: int) -> str | None:

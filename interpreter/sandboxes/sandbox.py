@@ -43,6 +43,9 @@ INTERRUPT_REPEAT_S = 0.5
 ABORTED_RETRIES = 2
 # Without messages for this long during an execution, ask the agent whether the kernel lives.
 LIVENESS_POLL_S = 0.5
+# How long a live sandbox's agent may take to say it is there (it answers in a
+# millisecond; a dead sandbox's socket refuses at once).
+PROBE_TIMEOUT_S = 3.0
 
 # What the run folder holds for the host: the agent's socket, the connection file, the
 # kernel's sockets (in their folder; or, for a sandbox made before there was one, beside
@@ -462,6 +465,15 @@ class Sandbox:
             return await self.kernel.request(msg_type, content, timeout_s)
         except TimeoutError as exc:
             raise KernelBusy(f"The kernel did not answer within {timeout_s:g} seconds.") from exc
+
+    async def responds(self, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+        """Whether the sandbox's agent answers: a quick check that its container lives."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.agent.health()
+        except (SandboxError, TimeoutError):
+            return False
+        return True
 
     async def interrupt(self) -> bool:
         return await self.agent.interrupt()

@@ -4,6 +4,12 @@ A session (``cntr_...``) owns one sandbox. Executions in a session run one at a 
 arrival order. Each use slides the idle deadline; the reaper ends sessions past it.
 Session metadata is kept in the data folder (not in the sandbox's run folder, which the
 sandbox itself can write), so a restarted service re-adopts live sessions.
+
+A session whose container has stopped for good (the Docker engine restarted without
+keeping its containers, or a gVisor sandbox was ended whole for its memory) is ended as
+expired, saying why, both when it is next used and by a periodic check; its
+conversation then carries on in a new container. While the engine does not answer at
+all, nothing is ended: requests get 503 with Retry-After until it is back.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from typing import Literal
 
 from interpreter.config import Settings, parse_size
 from interpreter.errors import (
+    EngineUnavailable,
     FileNotFound,
+    InterpreterError,
     InvalidRequest,
     KernelBusy,
     PayloadTooLarge,
@@ -41,6 +49,7 @@ from interpreter.sandboxes.outputs import ExecutionResult
 from interpreter.sandboxes.sandbox import OutputCallback, Sandbox
 from interpreter.sessions.history import ExecutionHistory
 from interpreter.sessions.pool import LABEL_ROLE, SandboxFactory, WarmPool
+from interpreter.storage import remove_partial_writes, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,11 @@ QUESTION_WAIT_S = 2.0
 FILE_NAME = re.compile(r"^[^/\\\x00-\x1f\x7f.][^/\\\x00-\x1f\x7f]{0,254}$")
 
 FileSource = Literal["user", "assistant"]
+
+# Why a session's container is gone, in words (see SessionInfo.lost_because).
+REMOVED = "its container no longer exists (removed, or lost with the Docker engine's state)"
+STOPPED_WHILE_AWAY = "its container stopped while the service was not running"
+UNREADABLE_WHILE_AWAY = "its sandbox no longer answered when the service restarted"
 
 
 @dataclass
@@ -83,8 +97,10 @@ class SessionInfo:
     status: Literal["running", "expired", "deleted"] = "running"
     files: dict[str, FileRecord] = field(default_factory=dict)  # by path
     # Why an expired session ended: "idle" (its time-to-live ran out), "evicted" (ended
-    # to make room at the session limit), "engine" (its container vanished).
+    # to make room at the session limit), "lost" (its container stopped or vanished;
+    # "engine" in records of earlier versions), with ``lost_because`` in words.
     expired_reason: str | None = None
+    lost_because: str | None = None
     # created_at to the microsecond: lists keep creation order within a second.
     created_at_s: float = 0.0
 
@@ -157,6 +173,7 @@ class SessionManager:
                 self.max_sessions, capacity.memory_bytes / 1024**3, self.settings.idle_session_mb,
             )  # fmt: skip
         self._store.mkdir(parents=True, exist_ok=True)
+        remove_partial_writes(self._store)
         await self._readopt()
         self.pool.start()
         self._reaper = asyncio.create_task(self._reap_forever())
@@ -175,6 +192,9 @@ class SessionManager:
             else:
                 await session.sandbox.close()
         self._sessions.clear()
+        # Sandboxes of sessions lost while the engine was down, if it is back by now:
+        # their run folders' tmpfs would otherwise stay mounted.
+        await self.factory.retry_discards()
 
     async def _readopt(self) -> None:
         """Reconnect to sessions whose containers still run; remove every other sandbox."""
@@ -193,9 +213,11 @@ class SessionManager:
             info = infos.pop(record.id, None)
             if info is None or not record.running:
                 log.info("removing orphaned sandbox %s", record.id)
-                await self.backend.destroy(record.id)
+                await self.factory.destroy(record.id)
                 if info is not None:
-                    self._mark_ended(info, "expired", "engine")
+                    self._mark_ended(
+                        info, "expired", "lost", record.stopped_because or STOPPED_WHILE_AWAY
+                    )
                 continue
             try:
                 sandbox = Sandbox(
@@ -206,20 +228,19 @@ class SessionManager:
             except (OSError, ValueError, KeyError) as exc:
                 # Whatever is wrong with one sandbox must not keep the service from starting.
                 log.warning("cannot re-adopt sandbox %s: %s", record.id, exc)
-                await self.backend.destroy(record.id)
-                self._mark_ended(info, "expired", "engine")
+                await self.factory.destroy(record.id)
+                self._mark_ended(info, "expired", "lost", UNREADABLE_WHILE_AWAY)
                 continue
             try:
                 await sandbox.connect()
             except SandboxError:
-                await sandbox.close()
-                await self.backend.destroy(record.id)
-                self._mark_ended(info, "expired", "engine")
+                await self.factory.discard(sandbox)
+                self._mark_ended(info, "expired", "lost", UNREADABLE_WHILE_AWAY)
                 continue
             self._sessions[info.id] = Session(info, sandbox)
             log.info("re-adopted session %s", info.id)
         for info in infos.values():  # their containers are gone
-            self._mark_ended(info, "expired", "engine")
+            self._mark_ended(info, "expired", "lost", REMOVED)
         self.metrics.live_sessions.set(len(self._sessions))
 
     # -- sessions --------------------------------------------------------------------
@@ -325,9 +346,15 @@ class SessionManager:
             ttl_s=ttl_minutes * 60.0,
             memory_limit=memory_limit,
         )
+        try:
+            self._save(info)
+        except InterpreterError:
+            # A session the data folder cannot hold would not survive a restart: refuse
+            # it (507 for a full disk) rather than run it unrecorded.
+            await self.factory.discard(sandbox)
+            raise
         session = Session(info, sandbox)
         self._sessions[info.id] = session
-        self._save(info)
         self.metrics.live_sessions.set(len(self._sessions))
         return session
 
@@ -409,21 +436,29 @@ class SessionManager:
         await self._end(session, "deleted")
 
     async def _end(
-        self, session: Session, status: Literal["expired", "deleted"], reason: str = "idle"
+        self,
+        session: Session,
+        status: Literal["expired", "deleted"],
+        reason: str = "idle",
+        because: str | None = None,
     ) -> None:
         # Marked ended before the sandbox goes (which takes a while), so that a request
         # in between is told the container expired rather than that it never existed.
         self._sessions.pop(session.id, None)
-        self._mark_ended(session.info, status, reason)
+        self._mark_ended(session.info, status, reason, because)
         self.metrics.live_sessions.set(len(self._sessions))
-        await session.sandbox.close()
-        await self.backend.destroy(session.sandbox.id)
+        await self.factory.discard(session.sandbox)
 
     def _mark_ended(
-        self, info: SessionInfo, status: Literal["expired", "deleted"], reason: str = "idle"
+        self,
+        info: SessionInfo,
+        status: Literal["expired", "deleted"],
+        reason: str = "idle",
+        because: str | None = None,
     ) -> None:
         info.status = status
         info.expired_reason = reason if status == "expired" else None
+        info.lost_because = because if status == "expired" else None
         if status == "deleted":
             # Nothing is answered about a deleted container but 404, so nothing of it is
             # kept (readiness checks create and delete one each time).
@@ -431,12 +466,95 @@ class SessionManager:
             (self._store / f"{info.id}.json").unlink(missing_ok=True)
             return
         self._ended[info.id] = info
-        self._save(info)
+        self._save_quietly(info)
 
     async def _reap_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.reap_interval_s)
             await self.reap()
+            try:
+                await self.check_sandboxes()
+            except Exception:
+                # Like the reaper, the check must outlive any one failure.
+                log.exception("the check of the sandboxes failed")
+
+    async def check_sandboxes(self) -> int:
+        """End the sessions whose containers have stopped for good or vanished, and
+        remove such containers that nothing here uses (warm ones, leftovers); how many
+        sessions ended. While the engine does not answer, nothing is ended: it may be
+        restarting, and its containers may come back."""
+        try:
+            records = {record.id: record for record in await self.backend.list()}
+        except SandboxError as exc:
+            log.info("cannot check the sandboxes now: %s", exc.message)
+            return 0
+        ended = 0
+        for session in list(self._sessions.values()):
+            record = records.get(session.sandbox.id)
+            because = REMOVED if record is None else record.stopped_because
+            if because is not None and session.id in self._sessions:
+                await self._end_lost(session, because)
+                ended += 1
+        warm = self.pool.sandbox_ids
+        self.pool.drop(
+            {i for i in warm if i not in records or records[i].stopped_because is not None}
+        )
+        used = warm | {session.sandbox.id for session in self._sessions.values()}
+        for sandbox_id, record in records.items():
+            if sandbox_id not in used and record.stopped_because is not None:
+                log.info("removing stopped sandbox %s (%s)", sandbox_id, record.stopped_because)
+                await self.factory.destroy(sandbox_id)
+        await self.factory.retry_discards()
+        return ended
+
+    async def _end_lost(self, session: Session, because: str) -> None:
+        log.warning("session %s lost its container: %s", session.id, because)
+        self.metrics.lost_sessions.inc()
+        await self._end(session, "expired", "lost", because)
+
+    async def _lost_because(self, session: Session) -> str | None:
+        """Why a session's container has stopped for good, or None while it runs.
+        Raises ``EngineUnavailable`` when the engine cannot say."""
+        record = await self.backend.inspect(session.sandbox.id)
+        return REMOVED if record is None else record.stopped_because
+
+    @contextlib.asynccontextmanager
+    async def _sandbox_call(self, session: Session) -> AsyncIterator[None]:
+        """Around a call into a session's sandbox: when it fails, say why. A session
+        ended meanwhile says so; one whose container has stopped for good is ended
+        (expired, with the reason), so its conversation can carry on in a new one; an
+        engine that cannot say is a 503 with Retry-After; otherwise the error stands."""
+        try:
+            yield
+        except (SandboxError, OSError) as exc:
+            if session.id not in self._sessions:
+                raise self._gone(session) from exc
+            because = await self._lost_because(session)
+            if because is None:
+                raise
+            if session.id in self._sessions:
+                await self._end_lost(session, because)
+            raise SessionExpired(expiry_message(session.info, self.max_sessions)) from exc
+
+    async def check_engine(self) -> None:
+        """Raise ``EngineUnavailable`` while the engine does not answer. Before a turn that
+        will need a new container: its client then hears 503 with Retry-After, and can
+        retry, rather than getting a failed response after the model has run."""
+        await self.backend.ping()
+
+    async def check_alive(self, session: Session) -> None:
+        """Before a conversation's next turn: raise ``SessionExpired`` if the session's
+        container has stopped for good (ending it), ``EngineUnavailable`` if the engine
+        cannot say. A container that runs but whose agent is slow to answer passes."""
+        if await session.sandbox.responds():
+            return
+        try:
+            async with self._sandbox_call(session):
+                raise SandboxError(f"the sandbox of {session.id} does not answer")
+        except EngineUnavailable:
+            raise
+        except SandboxError:
+            return  # its container runs: the turn goes on, and meets whatever it is
 
     async def reap(self, now: float | None = None) -> int:
         """End every idle session past its deadline (as of ``now``, default the clock);
@@ -486,15 +604,10 @@ class SessionManager:
                 "seconds",
                 param="timeout",
             )
-        try:
-            async with self.using(session) as sandbox:
-                result = await sandbox.execute(code, timeout_s=timeout_s, on_output=on_output)
-                session.history.add(code, result)
-        except (SandboxError, OSError) as exc:
-            # Deleted or expired while the code ran: say that, not that the sandbox broke.
-            if session.id not in self._sessions:
-                raise self._gone(session) from exc
-            raise
+        # Deleted or expired while the code ran: say that, not that the sandbox broke.
+        async with self._sandbox_call(session), self.using(session) as sandbox:
+            result = await sandbox.execute(code, timeout_s=timeout_s, on_output=on_output)
+            session.history.add(code, result)
         self.metrics.executions.labels(result.status).inc()
         self.metrics.execution_seconds.observe(result.duration_s)
         if result.restart_reason is not None:
@@ -504,13 +617,15 @@ class SessionManager:
     async def interrupt(self, session: Session) -> bool:
         # Not under the session lock: the point is to stop what holds it.
         session.touch()
-        return await session.sandbox.interrupt()
+        async with self._sandbox_call(session):
+            return await session.sandbox.interrupt()
 
     async def restart(self, session: Session) -> None:
         session.touch()
-        await session.sandbox.interrupt()
-        async with self.using(session) as sandbox:
-            await sandbox.restart()
+        async with self._sandbox_call(session):
+            await session.sandbox.interrupt()
+            async with self.using(session) as sandbox:
+                await sandbox.restart()
         self.metrics.kernel_restarts.labels("request").inc()
 
     # -- questions to the kernel: completion, help, variables ----------------------------
@@ -532,10 +647,6 @@ class SessionManager:
                 if session.id not in self._sessions:
                     raise self._gone(session)
                 yield session.sandbox
-            except (SandboxError, OSError) as exc:
-                if session.id not in self._sessions:
-                    raise self._gone(session) from exc
-                raise
             finally:
                 session.lock.release()
         finally:
@@ -543,17 +654,17 @@ class SessionManager:
             session.touch()
 
     async def complete(self, session: Session, code: str, cursor_pos: int) -> Completion:
-        async with self._idle_kernel(session) as sandbox:
+        async with self._sandbox_call(session), self._idle_kernel(session) as sandbox:
             return await sandbox.complete(code, cursor_pos)
 
     async def inspect(
         self, session: Session, code: str, cursor_pos: int, detail_level: int
     ) -> Inspection:
-        async with self._idle_kernel(session) as sandbox:
+        async with self._sandbox_call(session), self._idle_kernel(session) as sandbox:
             return await sandbox.inspect(code, cursor_pos, detail_level)
 
     async def variables(self, session: Session) -> Namespace:
-        async with self._idle_kernel(session) as sandbox:
+        async with self._sandbox_call(session), self._idle_kernel(session) as sandbox:
             return await sandbox.variables()
 
     # -- files -----------------------------------------------------------------------
@@ -572,15 +683,38 @@ class SessionManager:
                 f"{self.settings.max_upload_bytes} bytes."
             )
         session.touch()
-        written = await session.sandbox.agent.write_file(f"{DATA_ROOT}/{name}", content)
-        record = self._register(session, written, "user", replace=True)
-        self._save(session.info)
+        files = session.info.files
+        path = f"{DATA_ROOT}/{name}"
+        record = FileRecord(
+            id="cfile_" + secrets.token_hex(16),
+            path=path,
+            bytes=len(content),
+            created_at=int(time.time()),
+            source="user",
+        )
+        replaced = files.get(path)
+        # Recorded first: a record that cannot be stored (a full disk) means no upload,
+        # and nothing in the sandbox changed.
+        files[path] = record
+        try:
+            self._save(session.info)
+            async with self._sandbox_call(session):
+                written = await session.sandbox.agent.write_file(path, content)
+        except BaseException:
+            if replaced is None:
+                files.pop(path, None)
+            else:
+                files[path] = replaced
+            self._save_quietly(session.info)
+            raise
+        record.bytes = written.bytes
         return record
 
     async def list_files(self, session: Session) -> builtins.list[FileRecord]:
         """Files now in /mnt/data; files the code wrote get ids as they are first seen."""
         session.touch()
-        present = await session.sandbox.agent.list_files()
+        async with self._sandbox_call(session):
+            present = await session.sandbox.agent.list_files()
         files = session.info.files
         seen = {f.path for f in present}
         changed = False
@@ -594,15 +728,15 @@ class SessionManager:
                 self._register(session, found, record.source if record else "assistant")
                 changed = True
         if changed:
-            self._save(session.info)
+            # Files the code wrote are listed even when the data folder cannot record
+            # them now; their ids hold until the service restarts.
+            self._save_quietly(session.info)
         return sorted(files.values(), key=lambda r: (r.created_at, r.path))
 
-    def _register(
-        self, session: Session, found: SandboxFile, source: FileSource, replace: bool = False
-    ) -> FileRecord:
+    def _register(self, session: Session, found: SandboxFile, source: FileSource) -> FileRecord:
         files = session.info.files
         record = files.get(found.path)
-        if record is None or replace:
+        if record is None:
             record = FileRecord(
                 id="cfile_" + secrets.token_hex(16),
                 path=found.path,
@@ -625,23 +759,30 @@ class SessionManager:
     async def read_file(self, session: Session, file_id: str) -> tuple[FileRecord, bytes]:
         record = await self.get_file(session, file_id)
         session.touch()
-        return record, await session.sandbox.agent.read_file(record.path)
+        async with self._sandbox_call(session):
+            return record, await session.sandbox.agent.read_file(record.path)
 
     async def delete_file(self, session: Session, file_id: str) -> None:
         record = await self.get_file(session, file_id)
         session.touch()
-        with contextlib.suppress(FileNotFound):
-            await session.sandbox.agent.delete_file(record.path)
+        async with self._sandbox_call(session):
+            with contextlib.suppress(FileNotFound):
+                await session.sandbox.agent.delete_file(record.path)
         del session.info.files[record.path]
-        self._save(session.info)
+        self._save_quietly(session.info)
 
     # -- persistence -----------------------------------------------------------------
 
     def _save(self, info: SessionInfo) -> None:
-        path = self._store / f"{info.id}.json"
-        partial = path.with_suffix(".tmp")
-        partial.write_text(json.dumps(asdict(info)))
-        partial.replace(path)
+        write_atomically(self._store / f"{info.id}.json", json.dumps(asdict(info)).encode())
+
+    def _save_quietly(self, info: SessionInfo) -> None:
+        """Save, where the request has done what it was asked whether or not its record
+        can be kept now (a full disk): the record in memory holds until a restart."""
+        try:
+            self._save(info)
+        except InterpreterError as exc:
+            log.error("could not record session %s: %s", info.id, exc.message)
 
     @property
     def live_count(self) -> int:
@@ -655,8 +796,8 @@ def expiry_message(info: SessionInfo, max_sessions: int) -> str:
             f"was ended to make room for new containers (this server holds at most "
             f"{max_sessions}, and it was the least recently used idle one)"
         )
-    elif info.expired_reason == "engine":
-        why = "was lost when its container stopped (the Docker engine restarted, say)"
+    elif info.expired_reason in ("lost", "engine"):
+        why = f"was lost: {info.lost_because or 'its container stopped'}"
     else:
         why = f"expired after {info.ttl_s / 60:g} idle minutes"
     return f"Container {info.id} {why}; its memory and files are gone. Create a new container."

@@ -40,6 +40,8 @@ class SandboxFactory:
         self.max_output_bytes = max_output_bytes
         self.ready_timeout_s = ready_timeout_s
         self.metrics = metrics
+        # Sandboxes to remove that the engine could not remove yet (it was down).
+        self.undestroyed: set[str] = set()
 
     async def start(self, spec: SandboxSpec) -> Sandbox:
         started = time.monotonic()
@@ -64,6 +66,25 @@ class SandboxFactory:
         self.metrics.sandbox_start_seconds.observe(time.monotonic() - started)
         return sandbox
 
+    async def discard(self, sandbox: Sandbox) -> None:
+        """Disconnect from a sandbox and remove it. An engine that cannot remove it now
+        (it is down) gets asked again by ``retry_discards``."""
+        await sandbox.close()
+        await self.destroy(sandbox.id)
+
+    async def destroy(self, sandbox_id: str) -> None:
+        try:
+            await self.backend.destroy(sandbox_id)
+        except SandboxError as exc:
+            log.warning("could not remove sandbox %s yet: %s", sandbox_id, exc.message)
+            self.undestroyed.add(sandbox_id)
+        else:
+            self.undestroyed.discard(sandbox_id)
+
+    async def retry_discards(self) -> None:
+        for sandbox_id in list(self.undestroyed):
+            await self.destroy(sandbox_id)
+
 
 class WarmPool:
     """Ready sandboxes, kept between ``minimum`` and ``maximum`` as demand goes.
@@ -76,8 +97,11 @@ class WarmPool:
     whichever start that is: a claim never waits for a sandbox another claim was
     waiting for, and every start begun for a claim that got another serves the next.
     Up to ``max_starts`` sandboxes start at once (each takes a second or two of CPU).
-    Refill failures back off exponentially and are counted; a claim waiting meanwhile
-    gets the failure.
+    Refill failures back off exponentially and are counted; a claim never waits out a
+    back-off (its start begins at once), and a claim waiting gets a failure.
+
+    A ready sandbox is checked as it is claimed (its agent must answer): one whose
+    container died meanwhile (the engine restarted, say) is removed, never handed out.
 
     A refill after claims waits ``refill_delay_s`` first: on a small machine a start
     doubled the time of the first executions in the sandbox just claimed (claim to first
@@ -143,11 +167,14 @@ class WarmPool:
     async def acquire(self) -> Sandbox:
         """A ready sandbox: one waiting in the pool, or the next to finish starting."""
         self._claims.append(time.monotonic())
-        if self._ready:
+        while self._ready:
             sandbox = self._ready.pop(0)
             self._publish()
             self._wake.set()
-            return sandbox
+            if await sandbox.responds():
+                return sandbox
+            log.warning("a warm sandbox, %s, no longer answers: removing it", sandbox.id)
+            self._remove(sandbox)
         waiter: asyncio.Future[Sandbox] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self._wake.set()
@@ -211,15 +238,19 @@ class WarmPool:
             waiting = sum(1 for w in self._waiters if not w.done())
             wanted = waiting + self.target - len(self._ready) - len(self._starting)
             now = time.monotonic()
-            if wanted > 0 and now >= self._backoff_until:
+            # Backing off, only claims waiting get starts: a claim never waits it out.
+            starts = (
+                min(wanted, waiting - len(self._starting)) if now < self._backoff_until else wanted
+            )
+            if starts > 0:
                 if not waiting and len(self._claims) != last_claims and self.refill_delay_s:
                     # Claims just came: let the claimants' first executions go first.
                     last_claims = len(self._claims)
                     await asyncio.sleep(self.refill_delay_s)
                     continue
-                while wanted > 0 and len(self._starting) < self.max_starts:
+                while starts > 0 and len(self._starting) < self.max_starts:
                     self._launch()
-                    wanted -= 1
+                    starts -= 1
             elif len(self._ready) > self.target and not self._starting and now >= self._next_shrink:
                 self._next_shrink = now + self.shrink_every_s
                 self._remove(self._ready.pop())
@@ -230,14 +261,21 @@ class WarmPool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
+    def drop(self, sandbox_ids: set[str]) -> None:
+        """Remove ready sandboxes whose containers are gone (the engine lost them)."""
+        for sandbox in [s for s in self._ready if s.id in sandbox_ids]:
+            self._ready.remove(sandbox)
+            self._remove(sandbox)
+        self._publish()
+        self._wake.set()
+
+    @property
+    def sandbox_ids(self) -> set[str]:
+        return {sandbox.id for sandbox in self._ready}
+
     def _remove(self, sandbox: Sandbox) -> None:
-        """Destroy a surplus sandbox in the background: claims must not wait for it."""
-
-        async def remove() -> None:
-            await sandbox.close()
-            await self.factory.backend.destroy(sandbox.id)
-
-        task = asyncio.create_task(remove())
+        """Destroy a sandbox in the background: claims must not wait for it."""
+        task = asyncio.create_task(self.factory.discard(sandbox))
         self._removing.add(task)
         task.add_done_callback(self._removing.discard)
 
@@ -260,5 +298,4 @@ class WarmPool:
                 await removal
         ready, self._ready = self._ready, []
         for sandbox in ready:
-            await sandbox.close()
-            await self.factory.backend.destroy(sandbox.id)
+            await self.factory.discard(sandbox)

@@ -24,6 +24,7 @@ from mcp_types import CallToolResult, EmbeddedResource, ImageContent, TextConten
 
 from interpreter.api.app import create_app
 from interpreter.mcp import stdio
+from interpreter.preflight import sandbox_backend
 from interpreter.sandboxes.base import SandboxSpec
 from tests.conftest import REPO, RunningServer, wait_until
 
@@ -193,7 +194,7 @@ def test_over_stdio_alone(make_settings: Callable[..., Any], tmp_path: Path) -> 
     dead_pid = next(p for p in range(999_999, 0, -1) if not Path(f"/proc/{p}").exists())
     dead = stdio.own_settings(settings, dead_pid)
     dead.data_dir.mkdir(parents=True)
-    backend = stdio._backend(dead)
+    backend = sandbox_backend(dead)
     anyio.run(backend.create, SandboxSpec(2**30, 1.0, 64, 2**26))
     anyio.run(backend.close)
     assert left() == {dead.service_name}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ from tests.sandbox.hostile_probes import (
 pytestmark = pytest.mark.docker
 
 LOG_LIMIT_BYTES = 1 << 20  # the containers' json-file log (docker_backend.LOG_CONFIG)
+# A sandbox's run folder is named by its id (docker_backend: secrets.token_hex(8)).
+RUN_FOLDER_NAME = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass
@@ -259,6 +262,9 @@ def sandbox_uid_processes_outside_containers() -> list[int]:
 
 
 def sandbox_uid_files(roots: list[Path], skip: Path, depth: int = 3) -> list[str]:
+    """Files of the sandbox uid under ``roots``, outside run folders: this service's
+    (``skip``), and those of any other sandbox that a test run or a benchmark on this
+    machine starts or ends meanwhile (``run*/<16 hex digits>``)."""
     found = []
     for root in roots:
         base = len(root.parts)
@@ -267,6 +273,8 @@ def sandbox_uid_files(roots: list[Path], skip: Path, depth: int = 3) -> list[str
             if here == skip or skip in here.parents or len(here.parts) - base >= depth:
                 folders[:] = []
                 continue
+            if here.name.startswith("run"):
+                folders[:] = [f for f in folders if not RUN_FOLDER_NAME.fullmatch(f)]
             for name in folders + files:
                 with contextlib.suppress(OSError):
                     if (here / name).lstat().st_uid == SANDBOX_UID:

@@ -88,7 +88,9 @@ class AgentClient:
             response = await self._client.request(method, url, **kwargs)
         except (httpx.HTTPError, RuntimeError) as exc:
             # RuntimeError: this client was closed, as the sandbox was removed meanwhile.
-            raise SandboxError(f"the sandbox agent did not answer: {exc}") from exc
+            raise SandboxError(
+                f"the sandbox agent did not answer {method} {url}: {type(exc).__name__} {exc}"
+            ) from exc
         if response.status_code == 404 and url.startswith("/files/"):
             raise FileNotFound("No such file in the container.")
         if response.status_code == 400:

@@ -43,6 +43,8 @@ INTERRUPT_REPEAT_S = 0.5
 ABORTED_RETRIES = 2
 # Without messages for this long during an execution, ask the agent whether the kernel lives.
 LIVENESS_POLL_S = 0.5
+# How long a liveness check waits for the agent before the execution goes on waiting.
+LIVENESS_ANSWER_S = 5.0
 # How long a live sandbox's agent may take to say it is there (it answers in a
 # millisecond; a dead sandbox's socket refuses at once).
 PROBE_TIMEOUT_S = 3.0
@@ -347,8 +349,17 @@ class Sandbox:
 
     async def _died_since(self, sent_at: float) -> bool:
         """Whether the kernel died after ``sent_at`` (wall clock). A kernel that was replaced
-        earlier, while idle, received the request itself and is still working on it."""
-        status = await self.agent.health()
+        earlier, while idle, received the request itself and is still working on it.
+
+        An agent that is slow to answer (starved by the code it watches: a fork bomb
+        under gVisor on a busy machine took more than 30 s) is not known to be dead: the
+        execution's own deadline decides. One that is gone fails at once."""
+        try:
+            async with asyncio.timeout(LIVENESS_ANSWER_S):
+                status = await self.agent.health()
+        except TimeoutError:
+            log.info("the agent of %s is slow to answer; the execution goes on", self.id)
+            return False
         return not status.alive or status.started_at > sent_at
 
     async def _collect(

@@ -45,8 +45,6 @@ ABORTED_RETRIES = 2
 LIVENESS_POLL_S = 0.5
 # How long a liveness check waits for the agent before the execution goes on waiting.
 LIVENESS_ANSWER_S = 5.0
-# Quick checks of an agent whose liveness answer failed, before it counts as gone.
-LIVENESS_RECHECKS = 3
 # How long a live sandbox's agent may take to say it is there (it answers in a
 # millisecond; a dead sandbox's socket refuses at once).
 PROBE_TIMEOUT_S = 3.0
@@ -362,16 +360,6 @@ class Sandbox:
         except TimeoutError:
             log.info("the agent of %s is slow to answer; the execution goes on", self.id)
             return False
-        except SandboxError:
-            # Under gVisor a fork bomb can drop one of the agent's connections (a
-            # ReadError) while the agent lives on: only an agent that no longer answers
-            # at all is gone (a dead sandbox's socket refuses at once).
-            for _ in range(LIVENESS_RECHECKS):
-                if await self.responds():
-                    log.info("the agent of %s dropped a connection; it answers", self.id)
-                    return False
-                await asyncio.sleep(0.2)
-            raise
         return not status.alive or status.started_at > sent_at
 
     async def _collect(

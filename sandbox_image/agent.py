@@ -221,6 +221,116 @@ def end_other_processes(timeout_s: float = 5.0) -> bool:
     return True
 
 
+class MemoryGuard:
+    """Under gVisor, ends processes when the sandbox as a whole goes over its memory
+    limit, as Linux does for a container under runc.
+
+    Under gVisor the agent limits each process's address space (a hog meets a
+    MemoryError, and the kernel lives on), but the host's memory limit covers the whole
+    sandbox, gVisor included: a sandbox whose processes together cross it is ended
+    whole, files and all. A fork bomb's copies took 2.4 to 4.4 GiB here, and once crossed
+    the host's 4.5 GiB. gVisor counts its sandbox's memory in its own ``/proc/meminfo``
+    (within a few percent of what the host charges), so the agent watches that against
+    the limit the host asks for (``SANDBOX_MEMORY_LIMIT``, below the host's). Over it,
+    the largest process is ended, as Linux would, when it holds a good share of the
+    limit. Otherwise many processes hold the memory (a fork bomb's copies, which go on
+    growing while they are ended one by one), or ending the largest did not bring the
+    sandbox back under the limit: then every process but the agent is ended, and the
+    kernel starts afresh.
+
+    Its thread is started up front, while pids are free, and it needs none to act.
+    """
+
+    # How often memory is read: rarely while far from the limit, often when close.
+    CHECK_S = 0.2
+    CHECK_NEAR_S = 0.02
+    NEAR = 0.5  # of the limit
+    # The share of the limit the largest process must hold for ending it alone to do.
+    ONE_PROCESS_SHARE = 0.25
+    # How long an ended process's memory may take to come back before the next step.
+    SETTLE_S = 0.1
+    # After every process was ended: gVisor frees their memory over a second or so,
+    # while the fresh kernel starts, which must not count against it.
+    RESTART_GRACE_S = 2.0
+
+    def __init__(
+        self,
+        limit_bytes: int,
+        restart_kernel: Callable[[], object],
+        meminfo: Path = Path("/proc/meminfo"),
+    ) -> None:
+        self.limit_bytes = limit_bytes
+        self.restart_kernel = restart_kernel  # ends every other process first
+        self.meminfo = meminfo
+        self._ended_one = False  # and the sandbox is not yet back under the limit
+        self._last_used = 0
+        self._quiet_until = 0.0
+
+    def used_bytes(self) -> int:
+        fields = {}
+        for line in self.meminfo.read_text().splitlines():
+            name, _, value = line.partition(":")
+            fields[name] = int(value.split()[0]) * 1024
+        return fields["MemTotal"] - fields["MemFree"]
+
+    def check(self) -> float:
+        """Act on the memory used now; return how long to wait for the next check."""
+        used = self.used_bytes()
+        falling = used < self._last_used
+        self._last_used = used
+        if used <= self.limit_bytes:
+            self._ended_one = False
+            return self.CHECK_NEAR_S if used > self.NEAR * self.limit_bytes else self.CHECK_S
+        if falling or time.monotonic() < self._quiet_until:
+            # What was ended is still being freed (gVisor takes a while): wait for it.
+            return self.CHECK_NEAR_S
+        victim = None if self._ended_one else largest_process()
+        if victim is None or victim[1] < self.ONE_PROCESS_SHARE * self.limit_bytes:
+            # Many processes hold it (a fork bomb's copies: it grows on while they are
+            # ended one by one), or ending the largest was not enough.
+            self._report(used, "ended every process; a fresh kernel starts")
+            self.restart_kernel()
+            self._ended_one = False
+            self._quiet_until = time.monotonic() + self.RESTART_GRACE_S
+            return self.SETTLE_S
+        pid, resident = victim
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        self._report(used, f"ended process {pid} ({resident >> 20} MiB resident)")
+        self._ended_one = True
+        return self.SETTLE_S
+
+    def _report(self, used: int, action: str) -> None:
+        print(
+            f"agent: the sandbox used {used >> 20} MiB of its {self.limit_bytes >> 20} MiB;"
+            f" {action}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def run(self) -> None:
+        while True:
+            try:
+                wait = self.check()
+            except (OSError, ValueError, KeyError):
+                wait = self.CHECK_S
+            time.sleep(wait)
+
+
+def largest_process() -> tuple[int, int] | None:
+    """The sandbox's process with the most resident memory but the agent: (pid, bytes)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    largest = None
+    for pid in other_pids():
+        try:
+            resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or a zombie
+        if largest is None or resident > largest[1]:
+            largest = (pid, resident)
+    return largest
+
+
 def reap_forever(supervisor: KernelSupervisor) -> None:
     """As PID 1 we inherit every orphan; collect them all, and tell the supervisor."""
     while True:
@@ -575,6 +685,9 @@ def main() -> None:
     # Serving before the first kernel: the run folder's reset asks the agent's own path.
     server.start_workers(AGENT_WORKERS)
     threading.Thread(target=reap_forever, args=(supervisor,), daemon=True).start()
+    if os.environ.get("SANDBOX_MEMORY_LIMIT", "").isdigit():
+        guard = MemoryGuard(int(os.environ["SANDBOX_MEMORY_LIMIT"]), supervisor.restart)
+        threading.Thread(target=guard.run, daemon=True).start()
     supervisor.start()
     run_folder.keep_agent_reachable()
 

@@ -69,12 +69,15 @@ LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}
 # tasks, and once crossed a limit of 1,792). So gVisor sandboxes get at most
 # GVISOR_MAX_PROCESSES tasks (threads count, as for RLIMIT_NPROC anywhere), and the
 # host's limits room for them, for gVisor itself and for the address-space slack: a
-# sandbox that crossed the host's limits would be ended whole.
+# sandbox that crossed the host's limits would be ended whole. The agent holds the
+# sandbox's memory below the host's limit (its MemoryGuard), by GVISOR_GUARD_MARGIN:
+# room for the agent to act in, as a fork bomb grew by about 2 GiB a second here.
 GVISOR_MAX_PROCESSES = 64
 GVISOR_HOST_TASKS_PER_PROCESS = 64
 GVISOR_HOST_TASKS_BASE = 256
 GVISOR_MEMORY_PER_PROCESS_BYTES = 40 << 20
 GVISOR_MEMORY_BASE_BYTES = 256 << 20
+GVISOR_GUARD_MARGIN_BYTES = 768 << 20
 # Address space a process may map beyond the memory limit: a kernel with the default
 # pre-imports maps about 300 MiB before it holds any data, and ipykernel holds several
 # copies of a large output while it sends it (50 MB printed needs about 300 MB more).
@@ -289,17 +292,16 @@ class DockerSandboxBackend:
             }
         processes = min(spec.pids_limit, GVISOR_MAX_PROCESSES)
         address_space = spec.memory_limit_bytes + GVISOR_ADDRESS_SPACE_SLACK_BYTES
-        host_memory = (
-            address_space
-            + files
-            + GVISOR_MEMORY_BASE_BYTES
-            + GVISOR_MEMORY_PER_PROCESS_BYTES * processes
-        )
+        # What the sandbox may use in all: more than one process may take, so a hog
+        # meets its MemoryError first, and room for every task's cost in gVisor.
+        sandbox_memory = address_space + files + GVISOR_MEMORY_PER_PROCESS_BYTES * processes
+        host_memory = sandbox_memory + GVISOR_MEMORY_BASE_BYTES + GVISOR_GUARD_MARGIN_BYTES
         return {
             "pids_limit": GVISOR_HOST_TASKS_BASE + GVISOR_HOST_TASKS_PER_PROCESS * processes,
             "mem_limit": host_memory,
             "memswap_limit": host_memory,
             "environment": {
+                "SANDBOX_MEMORY_LIMIT": str(sandbox_memory),
                 "SANDBOX_PROCESS_LIMIT": str(processes),
                 "SANDBOX_ADDRESS_SPACE_LIMIT": str(address_space),
                 # glibc reserves 64 MiB of address space per thread's arena otherwise.

@@ -56,6 +56,67 @@ async def test_memory_hog_kills_only_its_kernel(start_sandbox: StartSandbox, run
     assert health.generation == 2
 
 
+async def test_processes_over_the_limit_together_lose_the_largest_not_the_sandbox(
+    start_sandbox: StartSandbox,
+) -> None:
+    """Processes that each stay within their own limit, but not together. The largest
+    are ended (by Linux under runc, where each is over the sandbox's memory; under
+    gVisor by the agent, where four of them cross what the sandbox may use in all,
+    and the host would otherwise end the whole sandbox, files and all), and the kernel
+    keeps its state."""
+    sandbox = await start_sandbox()
+    started = await sandbox.execute(
+        "import subprocess, sys\n"
+        "x = 'kept'\n"
+        "hold = \"import time; held = b'x' * (1100 << 20); time.sleep(600)\"\n"
+        "children = [subprocess.Popen([sys.executable, '-c', hold]) for _ in range(4)]",
+        timeout_s=30,
+    )
+    assert started.status == "ok", started.outputs
+    ended = await sandbox.execute(
+        "import time\n"
+        "while all(child.poll() is None for child in children):\n"
+        "    time.sleep(0.05)\n"
+        "print(sorted({child.returncode for child in children if child.poll() is not None}))",
+        timeout_s=60,
+    )
+    assert ended.stdout == "[-9]\n", ended.outputs
+    after = await sandbox.execute("print(x)", timeout_s=30)
+    assert after.stdout == "kept\n"
+    assert not after.kernel_restarted
+
+
+@pytest.mark.parametrize("runtime", ["runsc"])
+async def test_many_processes_over_the_limit_under_gvisor_restart_the_kernel(
+    start_sandbox: StartSandbox, runtime: str
+) -> None:
+    """Under gVisor, many processes that together cross what the sandbox may use (as a
+    fork bomb's copies do): ending them one at a time would not keep up, so the agent
+    ends them all and starts a fresh kernel. The sandbox and its files live on, where
+    the host would have ended it whole. (Under runc, Linux ends processes one by one.)"""
+    sandbox = await start_sandbox()
+    await sandbox.execute(
+        "x = 1\nopen('/mnt/data/kept.txt', 'w').write('still here')", timeout_s=30
+    )
+    result = await sandbox.execute(
+        "import os, time\n"
+        "for _ in range(40):\n"
+        "    if os.fork() == 0:\n"
+        "        held = b'x' * (150 << 20)\n"
+        "        time.sleep(600)\n"
+        "time.sleep(600)",
+        timeout_s=120,
+    )
+    assert result.status == "died", result.outputs
+    after = await sandbox.execute(
+        "import os\n"
+        "print(open('/mnt/data/kept.txt').read(), 'x' in globals())\n"
+        "print(len([p for p in os.listdir('/proc') if p.isdigit()]))",
+        timeout_s=30,
+    )
+    assert after.stdout == "still here False\n2\n"
+
+
 async def test_fork_bomb_is_contained(start_sandbox: StartSandbox) -> None:
     pids_limit = 64
     sandbox = await start_sandbox(pids_limit=pids_limit)

@@ -253,22 +253,17 @@ class MemoryGuard:
     # while the fresh kernel starts, which must not count against it.
     RESTART_GRACE_S = 2.0
 
-    def __init__(
-        self,
-        limit_bytes: int,
-        restart_kernel: Callable[[], object],
-        meminfo: Path = Path("/proc/meminfo"),
-    ) -> None:
+    def __init__(self, limit_bytes: int, restart_kernel: Callable[[], object]) -> None:
         self.limit_bytes = limit_bytes
         self.restart_kernel = restart_kernel  # ends every other process first
-        self.meminfo = meminfo
         self._ended_one = False  # and the sandbox is not yet back under the limit
         self._last_used = 0
         self._quiet_until = 0.0
 
     def used_bytes(self) -> int:
         fields = {}
-        for line in self.meminfo.read_text().splitlines():
+        # gVisor's own: MemTotal is the host's limit, MemFree what the sandbox has left.
+        for line in Path("/proc/meminfo").read_text().splitlines():
             name, _, value = line.partition(":")
             fields[name] = int(value.split()[0]) * 1024
         return fields["MemTotal"] - fields["MemFree"]
@@ -284,21 +279,28 @@ class MemoryGuard:
         if falling or time.monotonic() < self._quiet_until:
             # What was ended is still being freed (gVisor takes a while): wait for it.
             return self.CHECK_NEAR_S
-        victim = None if self._ended_one else largest_process()
-        if victim is None or victim[1] < self.ONE_PROCESS_SHARE * self.limit_bytes:
-            # Many processes hold it (a fork bomb's copies: it grows on while they are
-            # ended one by one), or ending the largest was not enough.
-            self._report(used, "ended every process; a fresh kernel starts")
-            self.restart_kernel()
-            self._ended_one = False
-            self._quiet_until = time.monotonic() + self.RESTART_GRACE_S
+        # Everything stands still while the agent chooses: reading every process's
+        # memory takes a while under load, and a fork bomb grows on meanwhile.
+        signal_others(signal.SIGSTOP)
+        try:
+            victim = None if self._ended_one else largest_process()
+            if victim is None or victim[1] < self.ONE_PROCESS_SHARE * self.limit_bytes:
+                # Many processes hold it (a fork bomb's copies: it grows on while they
+                # are ended one by one), or ending the largest was not enough.
+                self._report(used, "ended every process; a fresh kernel starts")
+                self.restart_kernel()
+                self._ended_one = False
+                self._quiet_until = time.monotonic() + self.RESTART_GRACE_S
+                return self.SETTLE_S
+            pid, resident = victim
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self._report(used, f"ended process {pid} ({resident >> 20} MiB resident)")
+            self._ended_one = True
             return self.SETTLE_S
-        pid, resident = victim
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        self._report(used, f"ended process {pid} ({resident >> 20} MiB resident)")
-        self._ended_one = True
-        return self.SETTLE_S
+        finally:
+            # (A process the user had stopped on purpose goes on, too.)
+            signal_others(signal.SIGCONT)
 
     def _report(self, used: int, action: str) -> None:
         print(
@@ -315,6 +317,13 @@ class MemoryGuard:
             except (OSError, ValueError, KeyError):
                 wait = self.CHECK_S
             time.sleep(wait)
+
+
+def signal_others(signum: int) -> None:
+    """Send ``signum`` to every process in the sandbox but the agent (as PID 1 only)."""
+    if os.getpid() == 1:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(-1, signum)
 
 
 def largest_process() -> tuple[int, int] | None:

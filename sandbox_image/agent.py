@@ -213,8 +213,7 @@ def end_other_processes(timeout_s: float = 5.0) -> bool:
         return True
     deadline = time.monotonic() + timeout_s
     while other_pids():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(-1, signal.SIGKILL)
+        signal_others(signal.SIGKILL)
         if time.monotonic() > deadline:
             return False
         time.sleep(0.005)

@@ -32,7 +32,7 @@ from typing import Any
 
 import docker
 
-from interpreter.config import Settings, parse_size
+from interpreter.config import Settings
 from interpreter.errors import SandboxError
 from interpreter.sandboxes.base import SandboxSpec
 from interpreter.sandboxes.docker_backend import DockerSandboxBackend
@@ -68,15 +68,7 @@ def cgroup_file(container_id: str, v1: str, v2: str) -> Path | None:
 
 async def one_run(backend: DockerSandboxBackend, settings: Settings) -> dict[str, Any]:
     """One fork bomb in a fresh sandbox of ``settings``' sizes."""
-    record = await backend.create(
-        SandboxSpec(
-            memory_limit_bytes=parse_size(settings.memory_limit),
-            cpus=settings.cpus,
-            pids_limit=settings.pids_limit,
-            data_size_bytes=parse_size(settings.data_size),
-            labels={"code-interpreter.role": "bench"},
-        )
-    )
+    record = await backend.create(settings.sandbox_spec("bench"))
     sandbox = Sandbox(record, max_output_bytes=settings.max_output_bytes, ready_timeout_s=60)
     (container,) = docker.from_env().containers.list(
         all=True, filters={"label": f"code-interpreter.sandbox={record.id}"}

@@ -31,8 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from interpreter.config import Settings, parse_size
-from interpreter.sandboxes.base import SandboxSpec
+from measure import summary_ms
+
+from interpreter.config import Settings
 from interpreter.sandboxes.docker_backend import DockerSandboxBackend
 from interpreter.sandboxes.sandbox import Sandbox
 
@@ -44,22 +45,8 @@ from tests.sandbox.hostile_probes import PROBES, Probe  # noqa: E402
 RUNTIMES = ("runc", "runsc")
 
 
-def ms(values_s: list[float], quantile: float) -> float:
-    ordered = sorted(values_s)
-    index = min(len(ordered) - 1, max(0, round(quantile * len(ordered)) - 1))
-    return round(ordered[index] * 1000, 2)
-
-
 async def start(backend: DockerSandboxBackend, settings: Settings) -> Sandbox:
-    record = await backend.create(
-        SandboxSpec(
-            memory_limit_bytes=parse_size(settings.memory_limit),
-            cpus=settings.cpus,
-            pids_limit=settings.pids_limit,
-            data_size_bytes=parse_size(settings.data_size),
-            labels={"code-interpreter.role": "bench"},
-        )
-    )
+    record = await backend.create(settings.sandbox_spec("bench"))
     sandbox = Sandbox(record, max_output_bytes=settings.max_output_bytes, ready_timeout_s=120)
     await sandbox.connect()
     return sandbox
@@ -107,7 +94,7 @@ async def probe_once(
             "next_clean": after.status == "ok" and after.stdout == "1\n" and not after.stderr,
             "kernel_replaced": replaced,
             "recovery_ms": None if recovery_s is None else round(recovery_s * 1000, 1),
-            "neighbour": {"p50": ms(during, 0.5), "p90": ms(during, 0.9), "n": len(during)},
+            "neighbour": summary_ms(during, (50, 90), ""),
         }
     finally:
         await sandbox.close()
@@ -134,9 +121,10 @@ async def run(idle_samples: int) -> dict[str, Any]:
             for probe in PROBES:
                 idle = [await round_trip(neighbour) for _ in range(idle_samples)]
                 measured = await probe_once(backend, settings, neighbour, probe)
-                measured["neighbour"]["idle_p50"] = ms(idle, 0.5)
+                idle_p50 = summary_ms(idle, (50,), "")["p50"]
+                measured["neighbour"]["idle_p50"] = idle_p50
                 measured["neighbour"]["ratio_p50"] = round(
-                    measured["neighbour"]["p50"] / max(ms(idle, 0.5), 1e-3), 2
+                    measured["neighbour"]["p50"] / max(idle_p50, 1e-3), 2
                 )
                 per_probe[probe.name] = measured
                 print(f"{runtime} {probe.name}: {json.dumps(measured)}", file=sys.stderr)

@@ -49,6 +49,7 @@ from typing import Any
 
 import docker
 import httpx
+from measure import machine_load, summary_ms
 from openai import AsyncOpenAI
 from service_process import RunningService, running_service
 
@@ -56,23 +57,6 @@ SERVICE_NAME = "bench-load"
 TOOLS: list[Any] = [{"type": "code_interpreter", "container": {"type": "auto"}}]
 OUTPUTS: list[Any] = ["code_interpreter_call.outputs"]
 SETTLE_S = 60.0
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    """p50 and p99 (nearest rank) in milliseconds."""
-    if not samples:
-        return {"n": 0}
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 1),
-        "p99_ms": round(p99 * 1000, 1),
-        "n": len(ordered),
-    }
-
-
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 class Tally:
@@ -101,7 +85,9 @@ class Tally:
 
     def report(self) -> dict[str, Any]:
         return {
-            "latency": {kind: summary(values) for kind, values in sorted(self.latencies.items())},
+            "latency": {
+                kind: summary_ms(values) for kind, values in sorted(self.latencies.items())
+            },
             "errors": sum(self.errors.values()),
             "errors_by_kind": dict(self.errors),
             "first_errors": self.messages,
@@ -620,7 +606,7 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out")
     args = parser.parse_args()
     skip = set(args.skip.split(",")) - {""}
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_at_start": load()}}
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_at_start": machine_load()}}
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         root = Path(tmp)
         with running_service(root, SERVICE_NAME, MODEL="demo") as service:
@@ -643,7 +629,7 @@ def main() -> None:
             "containers": len(containers()),
             "run_folder_entries": len(list(run_root.iterdir())) if run_root.exists() else 0,
         }
-    results["machine"]["load_at_end"] = load()
+    results["machine"]["load_at_end"] = machine_load()
     json.dump(results, sys.stdout, indent=1)
     sys.stdout.write("\n")
 

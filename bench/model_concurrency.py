@@ -26,13 +26,13 @@ import asyncio
 import json
 import os
 import random
-import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from measure import summary_ms
 from openai import AsyncOpenAI
 from service_process import service
 
@@ -44,22 +44,6 @@ DELTAS = {
     "response.code_interpreter_call_code.delta",
     "response.output_text.delta",
 }
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    rank = max(1, round(fraction * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-def summary_ms(samples: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(percentile(samples, 0.5) * 1000, 1),
-        "p99_ms": round(percentile(samples, 0.99) * 1000, 1),
-        "mean_ms": round(statistics.fmean(samples) * 1000, 1),
-        "n": len(samples),
-    }
 
 
 class Workload:

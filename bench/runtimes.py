@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -32,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import docker
+from measure import summary_ms
 
-from interpreter.config import Settings, parse_size
-from interpreter.sandboxes.base import SandboxSpec
+from interpreter.config import Settings
 from interpreter.sandboxes.docker_backend import DockerSandboxBackend
 from interpreter.sandboxes.sandbox import Sandbox
 
@@ -64,30 +63,9 @@ FORK = (
 )
 
 
-def summary(values_s: list[float]) -> dict[str, float]:
-    """p50 and p90 (nearest rank) in milliseconds."""
-    ordered = sorted(values_s)
-    p90 = ordered[min(len(ordered) - 1, max(0, round(0.9 * len(ordered)) - 1))]
-    return {
-        "p50": round(statistics.median(ordered) * 1000, 2),
-        "p90": round(p90 * 1000, 2),
-        "n": len(ordered),
-    }
-
-
-def spec(settings: Settings) -> SandboxSpec:
-    return SandboxSpec(
-        memory_limit_bytes=parse_size(settings.memory_limit),
-        cpus=settings.cpus,
-        pids_limit=settings.pids_limit,
-        data_size_bytes=parse_size(settings.data_size),
-        labels={"code-interpreter.role": "bench"},
-    )
-
-
 async def start(backend: DockerSandboxBackend, settings: Settings) -> tuple[Sandbox, float]:
     started = time.perf_counter()
-    record = await backend.create(spec(settings))
+    record = await backend.create(settings.sandbox_spec("bench"))
     sandbox = Sandbox(record, max_output_bytes=1_000_000, ready_timeout_s=120)
     await sandbox.connect()
     return sandbox, time.perf_counter() - started
@@ -172,11 +150,11 @@ async def run(samples: int, round_trips: int) -> dict[str, Any]:
 
     results: dict[str, Any] = {
         runtime: {
-            "cold_start_ms": summary(cold[runtime]),
-            "one_plus_one_ms": summary(trips[runtime]),
-            "groupby_ms": summary(groupby[runtime]),
-            "groupby_execution_ms": summary(groupby_execution[runtime]),
-            "fork_ms": summary(forks[runtime]),
+            "cold_start_ms": summary_ms(cold[runtime], (50, 90), ""),
+            "one_plus_one_ms": summary_ms(trips[runtime], (50, 90), ""),
+            "groupby_ms": summary_ms(groupby[runtime], (50, 90), ""),
+            "groupby_execution_ms": summary_ms(groupby_execution[runtime], (50, 90), ""),
+            "fork_ms": summary_ms(forks[runtime], (50, 90), ""),
             "idle_memory_mb": round(memory[runtime], 1),
         }
         for runtime in RUNTIMES

@@ -41,31 +41,16 @@ from typing import Any
 import docker
 import httpx
 from jupyter_client.blocking import BlockingKernelClient
+from measure import machine_load, summary_ms
 from service_process import service
 
-from interpreter.config import Settings, parse_size
-from interpreter.sandboxes.base import SandboxSpec
+from interpreter.config import Settings
 from interpreter.sandboxes.docker_backend import DockerSandboxBackend, host_connection_file
 from interpreter.sandboxes.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICE_NAME = "bench-sessions"
 GIB = 1 << 30
-
-
-def summary(values_s: list[float]) -> dict[str, float]:
-    """p50 and p99 (nearest rank) in milliseconds."""
-    ordered = sorted(values_s)
-    p99 = ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
-    return {
-        "p50": round(statistics.median(ordered) * 1000, 2),
-        "p99": round(p99 * 1000, 2),
-        "n": len(ordered),
-    }
-
-
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 # -- straight on the backend -------------------------------------------------------------
@@ -83,24 +68,13 @@ def make_backend(root: Path, preimport: str) -> DockerSandboxBackend:
     return backend
 
 
-def spec() -> SandboxSpec:
-    settings = Settings()
-    return SandboxSpec(
-        memory_limit_bytes=parse_size(settings.memory_limit),
-        cpus=settings.cpus,
-        pids_limit=settings.pids_limit,
-        data_size_bytes=parse_size(settings.data_size),
-        labels={"code-interpreter.role": "bench"},
-    )
-
-
 async def cold_starts(root: Path, preimport: str, samples: int) -> dict[str, Any]:
     backend = make_backend(root, preimport)
     started, ready, total, first = [], [], [], []
     try:
         for _ in range(samples):
             t0 = time.perf_counter()
-            record = await backend.create(spec())
+            record = await backend.create(Settings().sandbox_spec("bench"))
             t1 = time.perf_counter()
             sandbox = Sandbox(record, max_output_bytes=1_000_000, ready_timeout_s=120)
             try:
@@ -119,16 +93,16 @@ async def cold_starts(root: Path, preimport: str, samples: int) -> dict[str, Any
     finally:
         await backend.close()
     return {
-        "container_start_ms": summary(started),
-        "kernel_ready_ms": summary(ready),
-        "create_to_ready_ms": summary(total),
-        "first_1plus1_ms": summary(first),
+        "container_start_ms": summary_ms(started),
+        "kernel_ready_ms": summary_ms(ready),
+        "create_to_ready_ms": summary_ms(total),
+        "first_1plus1_ms": summary_ms(first),
     }
 
 
 async def sandbox_round_trip(root: Path, samples: int) -> dict[str, float]:
     backend = make_backend(root, "")
-    record = await backend.create(spec())
+    record = await backend.create(Settings().sandbox_spec("bench"))
     sandbox = Sandbox(record, max_output_bytes=1_000_000, ready_timeout_s=120)
     try:
         await sandbox.connect()
@@ -139,7 +113,7 @@ async def sandbox_round_trip(root: Path, samples: int) -> dict[str, float]:
             t0 = time.perf_counter()
             await sandbox.execute("1+1", timeout_s=30)
             times.append(time.perf_counter() - t0)
-        return summary(times)
+        return summary_ms(times)
     finally:
         await sandbox.close()
         await backend.destroy(record.id)
@@ -152,7 +126,7 @@ async def idle_memory(root: Path, preimport: str, count: int) -> dict[str, Any]:
     client = docker.from_env()
     try:
         for _ in range(count):
-            record = await backend.create(spec())
+            record = await backend.create(Settings().sandbox_spec("bench"))
             sandbox = Sandbox(record, max_output_bytes=1_000_000, ready_timeout_s=120)
             sandboxes.append(sandbox)
             await sandbox.connect()
@@ -207,7 +181,7 @@ def warm_claims(base: str, samples: int) -> dict[str, float]:
             times.append(time.perf_counter() - t0)
             assert ran["outputs"][0]["data"]["text/plain"] == "2", ran
             http.delete(f"{base}/v1/containers/{created['id']}")
-    return summary(times)
+    return summary_ms(times)
 
 
 def raw_1plus1(client: BlockingKernelClient) -> float:
@@ -254,13 +228,13 @@ def api_vs_raw(base: str, data_dir: Path, samples: int) -> dict[str, Any]:
                     http_times.append(bare)
         finally:
             raw.stop_channels()
-        api_summary, raw_summary = summary(api_times), summary(raw_times)
+        api_summary, raw_summary = summary_ms(api_times), summary_ms(raw_times)
         return {
             "api": api_summary,
             "raw_jupyter_client": raw_summary,
             "api_adds_at_p50_ms": round(api_summary["p50"] - raw_summary["p50"], 2),
             # The bare HTTP round trip (GET /healthz) on the same connection, for scale.
-            "http_round_trip": summary(http_times),
+            "http_round_trip": summary_ms(http_times),
         }
 
 
@@ -306,7 +280,7 @@ def main() -> None:
     image = client.images.get(settings.sandbox_image)
     client.close()
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "load_at_start": load()},
+        "machine": {"cpus": os.cpu_count(), "load_at_start": machine_load()},
         "image": {"tag": settings.sandbox_image, "size_mb": round(image.attrs["Size"] / 1e6)},
     }
     preimports = {"with_preimport": settings.preimport, "without_preimport": ""}
@@ -326,7 +300,7 @@ def main() -> None:
             name: asyncio.run(idle_memory(root, value, args.memory_sandboxes))
             for name, value in preimports.items()
         }
-    results["machine"]["load_at_end"] = load()
+    results["machine"]["load_at_end"] = machine_load()
     json.dump(results, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

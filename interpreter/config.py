@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from interpreter.sandboxes.base import LABEL_ROLE, SandboxSpec
 from interpreter.sandboxes.image import default_tag
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +112,18 @@ class Settings(BaseSettings):
 
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    def sandbox_spec(self, role: str, memory_limit: str | None = None) -> SandboxSpec:
+        """What a new sandbox gets under these settings. ``role`` labels it (``pool``,
+        ``session``; benchmarks and tests use their own), and ``memory_limit`` is a
+        session's own, when it asked for one."""
+        return SandboxSpec(
+            memory_limit_bytes=parse_size(memory_limit or self.memory_limit),
+            cpus=self.cpus,
+            pids_limit=self.pids_limit,
+            data_size_bytes=parse_size(self.data_size),
+            labels={LABEL_ROLE: role},
+        )
 
 
 SIZE_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+#: The label saying what a sandbox is for (a pool's, a session's, a benchmark's...).
+LABEL_ROLE = "code-interpreter.role"
+
 
 @dataclass(frozen=True)
 class SandboxSpec:

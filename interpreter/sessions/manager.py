@@ -43,12 +43,12 @@ from interpreter.errors import (
 )
 from interpreter.metrics import Metrics
 from interpreter.sandboxes.agent import SandboxFile
-from interpreter.sandboxes.base import SandboxBackend, SandboxSpec
+from interpreter.sandboxes.base import SandboxBackend
 from interpreter.sandboxes.introspection import Completion, Inspection, Namespace
 from interpreter.sandboxes.outputs import ExecutionResult
 from interpreter.sandboxes.sandbox import OutputCallback, Sandbox
 from interpreter.sessions.history import ExecutionHistory
-from interpreter.sessions.pool import LABEL_ROLE, SandboxFactory, WarmPool
+from interpreter.sessions.pool import SandboxFactory, WarmPool
 from interpreter.storage import remove_partial_writes, write_atomically
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class SessionManager:
         )
         self.pool = WarmPool(
             self.factory,
-            lambda: self._spec(settings.memory_limit, role="pool"),
+            lambda: settings.sandbox_spec("pool"),
             minimum=settings.pool_size,
             maximum=max(settings.pool_size, settings.pool_max),
             max_starts=settings.max_concurrent_starts or max(2, os.cpu_count() or 2),
@@ -245,15 +245,6 @@ class SessionManager:
 
     # -- sessions --------------------------------------------------------------------
 
-    def _spec(self, memory_limit: str, role: str) -> SandboxSpec:
-        return SandboxSpec(
-            memory_limit_bytes=parse_size(memory_limit),
-            cpus=self.settings.cpus,
-            pids_limit=self.settings.pids_limit,
-            data_size_bytes=parse_size(self.settings.data_size),
-            labels={LABEL_ROLE: role},
-        )
-
     async def create(
         self,
         *,
@@ -331,7 +322,9 @@ class SessionManager:
             if pooled:
                 sandbox = await self.pool.acquire()
             else:
-                sandbox = await self.factory.start(self._spec(memory_limit, role="session"))
+                sandbox = await self.factory.start(
+                    self.settings.sandbox_spec("session", memory_limit)
+                )
         finally:
             self._creating -= 1
         self.metrics.claims.labels(source).inc()

@@ -17,7 +17,6 @@ from interpreter.sandboxes.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
-LABEL_ROLE = "code-interpreter.role"
 MAX_BACKOFF_S = 30.0
 REFILL_DELAY_S = 1.0
 #: Claims within this window raise the pool's target; a pool this long without a claim

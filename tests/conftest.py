@@ -201,6 +201,16 @@ def docker_containers(service_name: str) -> list[str]:
         ]
 
 
+def engine_info() -> dict[str, Any]:
+    """What the Docker engine says of itself (``docker info``), read now."""
+    import docker
+
+    client = docker.from_env()
+    with contextlib.closing(client):
+        info: dict[str, Any] = client.info()
+        return info
+
+
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama.cpp's server on the demo model's GGUF (both built by

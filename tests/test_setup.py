@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from interpreter.sandboxes.image import REPOSITORY, content_hash, default_tag
-from tests.conftest import REPO, docker_containers, free_port
+from tests.conftest import REPO, docker_containers, engine_info, free_port
 from tests.sessions.conftest import remove_containers
 from tests.sessions.service_process import ServiceProcess, service_env
 
@@ -50,11 +50,7 @@ def test_setup_registers_gvisor_when_asked() -> None:
         env={**os.environ, "SETUP_RUNSC": "1"},
     )
     assert done.returncode == 0, done.stderr
-    client = docker.from_env()
-    try:
-        runsc = client.info()["Runtimes"]["runsc"]
-    finally:
-        client.close()
+    runsc = engine_info()["Runtimes"]["runsc"]
     assert {"--platform=ptrace", "--network=none", "--host-uds=create"} <= set(
         runsc.get("runtimeArgs") or runsc.get("options", {}).get("runtimeArgs", [])
     )

@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import httpx
 import pytest
 from openai import OpenAI
 
 from interpreter.responses.code_tool import EXPIRED_NOTICE
-from tests.conftest import wait_until
+from tests.conftest import engine_info, wait_until
 from tests.doubles import ScriptedGenerator, final, python_call, served_over_http
 from tests.sessions.conftest import remove_containers
 from tests.sessions.docker_engine import engine_stopped
@@ -78,11 +77,7 @@ class Watcher:
 def test_an_engine_restart_never_gives_500_and_sessions_carry_on(
     tmp_path: Path, service_name: str
 ) -> None:
-    client = docker.from_env()
-    try:
-        info = client.info()
-    finally:
-        client.close()
+    info = engine_info()
     keeps_containers = bool(info.get("LiveRestoreEnabled"))
     runtimes = set(info.get("Runtimes") or {})
     double = ScriptedGenerator(
@@ -165,8 +160,4 @@ def test_an_engine_restart_never_gives_500_and_sessions_carry_on(
     assert watcher is not None
     assert {status for _, status, _ in watcher.answers} <= {200, 404, 503}, watcher.answers
     assert all(after for _, status, after in watcher.answers if status == 503)
-    client = docker.from_env()
-    try:
-        assert set(client.info().get("Runtimes") or {}) == runtimes  # runsc still there
-    finally:
-        client.close()
+    assert set(engine_info().get("Runtimes") or {}) == runtimes  # runsc still there

@@ -7,10 +7,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import docker
 import pytest
 
-from tests.conftest import docker_containers
+from tests.conftest import docker_containers, engine_info
 from tests.sessions.service_process import ServiceProcess
 
 pytestmark = [pytest.mark.docker]
@@ -19,11 +18,7 @@ pytestmark = [pytest.mark.docker]
 def test_settings_that_cannot_work_stop_the_start_in_one_sentence(
     tmp_path: Path, run_id: str
 ) -> None:
-    client = docker.from_env()
-    try:
-        info = client.info()
-    finally:
-        client.close()
+    info = engine_info()
     cpus, memory_gib = int(info["NCPU"]), int(info["MemTotal"]) / 1024**3
     cases = {
         "tcp": (

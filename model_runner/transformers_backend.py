@@ -13,8 +13,9 @@ serving while the model works. Each step of the worker:
 - samples each request's next token, and drops requests that finished or whose stream
   was closed (the client went away) at once.
 
-A request joins and leaves the batch at any step. Attention is the model's own (eager)
-attention over each row's slot, with the causal and sliding-window masks spelled out
+A request joins and leaves the batch at any step. Attention is the model's own eager
+arithmetic (for gpt-oss, ``model_runner.attention``: the same, without a copy of the keys
+per query head) over each row's slot, with the causal and sliding-window masks spelled out
 per row, so a request's greedy output is the same whether it runs alone or in a batch
 (up to the last bits of float arithmetic, which differ between batch shapes in every
 batching engine and could flip a near-tie).
@@ -42,6 +43,7 @@ from typing import Any
 
 import torch
 
+from model_runner.attention import SERVING_ATTENTION
 from model_runner.errors import (
     GenerationFailed,
     InvalidGenerationRequest,
@@ -246,7 +248,12 @@ class _StepCache:
         rows = self.rows.unsqueeze(1)
         keys[rows, :, self.positions] = key_states.transpose(1, 2)
         values[rows, :, self.positions] = value_states.transpose(1, 2)
-        return keys[self.rows, :, start : self.end], values[self.rows, :, start : self.end]
+        # index_select copies each row's span whole: 3-4 times faster on a CPU than the
+        # same gather spelled as advanced indexing, which goes element by element.
+        return (
+            torch.index_select(keys[:, :, start : self.end], 0, self.rows),
+            torch.index_select(values[:, :, start : self.end], 0, self.rows),
+        )
 
 
 class TransformersGenerator:
@@ -280,6 +287,11 @@ class TransformersGenerator:
         self.name = name
         self.token_map = token_map
         self.config = model.config
+        if getattr(self.config, "model_type", None) == "gpt_oss" and (
+            self.config._attn_implementation == "eager"
+        ):
+            # The same arithmetic, without copying the keys once per query head.
+            self.config._attn_implementation = SERVING_ATTENTION
         self.device: torch.device = next(model.parameters()).device
         self.dtype: torch.dtype = next(model.parameters()).dtype
         self.default_temperature = default_temperature

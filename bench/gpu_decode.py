@@ -6,10 +6,15 @@ at the speed real weights would, and prints JSON:
 
 - batch-1 decode tokens/s,
 - time to first token (TTFT) for 1k- and 4k-token prompts, nothing cached,
-- TTFT of a follow-up turn that adds 200 tokens to a cached 4k context.
+- TTFT of a follow-up turn that adds 200 tokens to a cached 4k context,
+- batched decode: B generations at once (``--batch-sizes``), their aggregate tokens/s
+  and the time of one step of the batch.
+
+Prompts longer than the model's context (the demo model's is 2,048) are left out.
 
     python bench/gpu_decode.py                                   # random:gpt-oss-20b on cuda
     python bench/gpu_decode.py --model random:tiny --device cpu  # smoke run anywhere
+    python bench/gpu_decode.py --model demo --device cpu --threads 1 --batch-sizes 1,8,16
 
 Prints figures only; never fails on a time.
 """
@@ -109,6 +114,25 @@ class Bench:
             "ttft_s": round(times[0], 4),
         }
 
+    async def batched_decode(self, rows: int, prompt_length: int, tokens: int) -> dict[str, Any]:
+        """``rows`` generations at once, after all of them have prefilled."""
+        runs = await asyncio.gather(
+            *(self.time_tokens(self.prompt(prompt_length), tokens, self.key()) for _ in range(rows))
+        )
+        # From the moment the last row has its first token (every row then decodes)
+        # until the first row is done: a window in which all of them are in the batch.
+        start = max(times[0] for times, _, _ in runs)
+        end = min(times[-1] for times, _, _ in runs)
+        produced = sum(sum(1 for t in times if start < t <= end) for times, _, _ in runs)
+        window = end - start
+        return {
+            "rows": rows,
+            "tokens_per_s": round(produced / window, 1) if window > 0 else None,
+            "ms_per_step": round(window / max(1, produced / rows) * 1000, 2)
+            if window > 0
+            else None,
+        }
+
 
 def summary(samples: list[float], **fields: Any) -> dict[str, Any]:
     return {
@@ -144,9 +168,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "torch": torch.__version__,
     }
     result["decode"] = await bench.decode(args.decode_prompt_tokens, args.decode_tokens)
-    result["ttft_1k"] = await bench.ttft(1024, args.repeats)
-    result["ttft_4k"] = await bench.ttft(4096, args.repeats)
-    result["ttft_follow_up_4k_plus_200"] = await bench.follow_up_ttft(4096, 200, args.repeats)
+    context = generator.max_context
+    if context > 1024:
+        result["ttft_1k"] = await bench.ttft(1024, args.repeats)
+    if context > 4096 + 201:
+        result["ttft_4k"] = await bench.ttft(4096, args.repeats)
+        result["ttft_follow_up_4k_plus_200"] = await bench.follow_up_ttft(4096, 200, args.repeats)
+    result["batched_decode"] = [
+        await bench.batched_decode(rows, args.decode_prompt_tokens, args.decode_tokens)
+        for rows in (int(b) for b in args.batch_sizes.split(","))
+    ]
     if torch.device(args.device).type == "cuda":
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
     result["kv_slots"] = len(generator.slots.slots)
@@ -164,6 +195,9 @@ def main() -> None:
     parser.add_argument("--cache-budget-gb", type=float, default=8.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads")
+    parser.add_argument(
+        "--batch-sizes", default="1,8,32", help="generations decoding at once, for each figure"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

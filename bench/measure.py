@@ -1,4 +1,5 @@
-"""What every benchmark reports the same way: latency percentiles and the machine's load.
+"""What every benchmark reports the same way: latency percentiles, the machine's load and
+where the CPU went.
 
 One definition, so that a p99 in one table of ``docs/benchmarks.md`` means what it means
 in the next: p50 is the median (the mean of the middle two for an even count), any
@@ -11,7 +12,9 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import time
 from collections.abc import Sequence
+from typing import Any
 
 
 def nearest_rank(samples: Sequence[float], fraction: float) -> float:
@@ -44,3 +47,48 @@ def summary_ms(
 def machine_load() -> list[float]:
     """The 1-, 5- and 15-minute load averages: every figure moves with them."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+class CpuShares:
+    """CPU time over a window, as shares of one core: of given processes (by pid; their
+    threads included, children not), of the calling process, and of the whole machine
+    (``machine_busy``: the fraction of all cores not idle). Linux only (``/proc``)."""
+
+    def __init__(self, **pids: int) -> None:
+        self.pids = pids
+        self._start = self._read()
+
+    @staticmethod
+    def _process_seconds(pid: int) -> float:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    @staticmethod
+    def _machine_jiffies() -> tuple[int, int]:
+        with open("/proc/stat") as file:
+            values = [int(v) for v in file.readline().split()[1:]]
+        idle = values[3] + values[4]  # idle, iowait
+        return sum(values) - idle, sum(values)
+
+    def _read(self) -> dict[str, Any]:
+        return {
+            "wall": time.monotonic(),
+            "own": time.process_time(),
+            "machine": self._machine_jiffies(),
+            **{name: self._process_seconds(pid) for name, pid in self.pids.items()},
+        }
+
+    def shares(self) -> dict[str, float]:
+        """Since construction (or the last call)."""
+        end, start = self._read(), self._start
+        self._start = end
+        wall = end["wall"] - start["wall"]
+        busy = end["machine"][0] - start["machine"][0]
+        total = end["machine"][1] - start["machine"][1]
+        figures = {
+            f"{name}_core_share": round((end[name] - start[name]) / wall, 2) for name in self.pids
+        }
+        figures["this_process_core_share"] = round((end["own"] - start["own"]) / wall, 2)
+        figures["machine_busy"] = round(busy / total, 2) if total else 0.0
+        return figures

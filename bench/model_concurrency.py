@@ -11,7 +11,8 @@ here), and streams requests with the official ``openai`` SDK:
   another for ``seconds`` (each one request: a python call, its execution, an answer),
   so c are in flight all along. Aggregate generated tokens/s (``usage.output_tokens``
   over the wall time, until the last response ends), time to first token (the first
-  streamed delta of any kind) and whole-response latency, p50/p99.
+  streamed delta of any kind) and whole-response latency, p50/p99; ``cpu``: the
+  service's and the clients' CPU as shares of one core, and how busy the machine was.
 - ``interactive_under_background``: the time to first token of interactive requests
   sent one at a time, first on an idle service, then while 8 background responses are
   kept running (each one that ends is replaced), p50/p99 and the ratio.
@@ -32,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from measure import summary_ms
+from measure import CpuShares, summary_ms
 from openai import AsyncOpenAI
-from service_process import service
+from service_process import running_service
 
 SERVICE_NAME = "bench-model-concurrency"
 POLL_S = 0.25
@@ -89,8 +90,10 @@ async def level(
     workload: Workload,
     c: int,
     seconds: float,
+    service_pid: int,
 ) -> dict[str, Any]:
     results: list[dict[str, float]] = []
+    cpu = CpuShares(service=service_pid)
     started = time.perf_counter()
 
     async def client_loop(box: str) -> None:
@@ -107,6 +110,8 @@ async def level(
         "aggregate_tokens_per_s": round(tokens / wall, 1),
         "ttft": summary_ms([r["ttft"] for r in results]),
         "latency": summary_ms([r["latency"] for r in results]),
+        # this_process: the clients, parsing every streamed event with the SDK.
+        "cpu": cpu.shares(),
     }
 
 
@@ -171,7 +176,7 @@ async def interactive_under_background(
     }
 
 
-async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
+async def run(args: argparse.Namespace, base: str, service_pid: int) -> dict[str, Any]:
     levels = [int(x) for x in args.levels.split(",")]
     needed = max(max(levels), 1 + args.background)
     client = AsyncOpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=600)
@@ -188,7 +193,8 @@ async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
         )
         result: dict[str, Any] = {"model": model, "load_before": os.getloadavg()}
         result["levels"] = [
-            await level(client, model, containers, workload, c, args.seconds) for c in levels
+            await level(client, model, containers, workload, c, args.seconds, service_pid)
+            for c in levels
         ]
         single = result["levels"][0]["aggregate_tokens_per_s"]
         for entry in result["levels"]:
@@ -219,8 +225,8 @@ def main() -> None:
             "BACKGROUND_WORKERS": str(args.background),
             "PREIMPORT": "",
         }
-        with service(Path(tmp), SERVICE_NAME, **settings) as (base, _):
-            result = asyncio.run(run(args, base))
+        with running_service(Path(tmp), SERVICE_NAME, **settings) as running:
+            result = asyncio.run(run(args, running.base, running.pid))
     print(json.dumps(result, indent=2))
 
 

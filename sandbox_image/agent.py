@@ -232,10 +232,10 @@ class MemoryGuard:
     (within a few percent of what the host charges), so the agent watches that against
     the limit the host asks for (``SANDBOX_MEMORY_LIMIT``, below the host's). Over it,
     the largest process is ended, as Linux would, when it holds a good share of the
-    limit. Otherwise many processes hold the memory (a fork bomb's copies, which go on
-    growing while they are ended one by one), or ending the largest did not bring the
-    sandbox back under the limit: then every process but the agent is ended, and the
-    kernel starts afresh.
+    limit. Otherwise many small processes hold the memory (a fork bomb's copies, which
+    go on growing while they are ended one by one), or ending the largest did not bring
+    the sandbox back under the limit once it had gone: then every process but the agent
+    is ended, and the kernel starts afresh.
 
     Its thread is started up front, while pids are free, and it needs none to act.
     """
@@ -245,9 +245,14 @@ class MemoryGuard:
     CHECK_NEAR_S = 0.02
     NEAR = 0.5  # of the limit
     # The share of the limit the largest process must hold for ending it alone to do.
-    ONE_PROCESS_SHARE = 0.25
-    # How long an ended process's memory may take to come back before the next step.
+    # A few large processes growing together share the limit about evenly (four of
+    # 1,100 MiB crossed 4,352 MiB with the largest at 1,081 MiB, 24.8 %, in 2 runs of
+    # 12), while a fork bomb's copies are each a few percent of it.
+    ONE_PROCESS_SHARE = 0.1
+    # How long an ended process's memory may take to come back before the next step:
+    # at least this, and until the process has gone, for at most ENDED_GONE_S.
     SETTLE_S = 0.1
+    ENDED_GONE_S = 1.0
     # After every process was ended: gVisor frees their memory over a second or so,
     # while the fresh kernel starts, which must not count against it.
     RESTART_GRACE_S = 2.0
@@ -256,6 +261,8 @@ class MemoryGuard:
         self.limit_bytes = limit_bytes
         self.restart_kernel = restart_kernel  # ends every other process first
         self._ended_one = False  # and the sandbox is not yet back under the limit
+        self._ended_pid = 0
+        self._ended_at = 0.0
         self._last_used = 0
         self._quiet_until = 0.0
 
@@ -275,7 +282,7 @@ class MemoryGuard:
         if used <= self.limit_bytes:
             self._ended_one = False
             return self.CHECK_NEAR_S if used > self.NEAR * self.limit_bytes else self.CHECK_S
-        if falling or time.monotonic() < self._quiet_until:
+        if falling or time.monotonic() < self._quiet_until or self._ended_still_there():
             # What was ended is still being freed (gVisor takes a while): wait for it.
             return self.CHECK_NEAR_S
         # Everything stands still while the agent chooses: reading every process's
@@ -286,7 +293,10 @@ class MemoryGuard:
             if victim is None or victim[1] < self.ONE_PROCESS_SHARE * self.limit_bytes:
                 # Many processes hold it (a fork bomb's copies: it grows on while they
                 # are ended one by one), or ending the largest was not enough.
-                self._report(used, "ended every process; a fresh kernel starts")
+                largest = "none" if victim is None else f"{victim[1] >> 20} MiB"
+                self._report(
+                    used, f"ended every process (the largest held {largest}); a fresh kernel starts"
+                )
                 self.restart_kernel()
                 self._ended_one = False
                 self._quiet_until = time.monotonic() + self.RESTART_GRACE_S
@@ -296,10 +306,22 @@ class MemoryGuard:
                 os.kill(pid, signal.SIGKILL)
             self._report(used, f"ended process {pid} ({resident >> 20} MiB resident)")
             self._ended_one = True
+            self._ended_pid, self._ended_at = pid, time.monotonic()
             return self.SETTLE_S
         finally:
             # (A process the user had stopped on purpose goes on, too.)
             signal_others(signal.SIGCONT)
+
+    def _ended_still_there(self) -> bool:
+        """Whether the process ended last still runs (a SIGKILL is not instant), for at
+        most ENDED_GONE_S: its memory is not free until it has exited."""
+        if not self._ended_one or time.monotonic() > self._ended_at + self.ENDED_GONE_S:
+            return False
+        try:
+            state = Path(f"/proc/{self._ended_pid}/stat").read_text().rpartition(")")[2]
+        except OSError:
+            return False  # gone, and reaped
+        return state.split()[0] not in ("Z", "X")
 
     def _report(self, used: int, action: str) -> None:
         print(

@@ -105,7 +105,8 @@ class Settings(BaseSettings):
     max_output_tokens: int = 2048  # per response, unless the request asks for fewer
     tool_output_max_tokens: int = 1024  # how much of an execution the model is shown
     # Sampling temperature when a request gives none. Unset: the model's own default
-    # (1.0 for gpt-oss, as OpenAI's; 0, greedy, for the demo model).
+    # (1.0 for gpt-oss, as OpenAI's; 0, greedy, for the demo model; a served engine's
+    # own where it says, as llama-server's --temp).
     default_temperature: float | None = None
     # Background responses run at most this many at once, after synchronous ones.
     background_workers: int = 1

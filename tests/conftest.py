@@ -224,8 +224,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
+            # Greedy by default (--temp 0), as the demo model is served in-process.
             [binary, "-m", gguf, "--host", "127.0.0.1", "--port", str(port), "-np", "4",
-             "--swa-full", "-t", "1", "--no-webui"],
+             "--swa-full", "-t", "1", "--temp", "0", "--no-webui"],
             stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

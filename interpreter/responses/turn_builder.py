@@ -27,6 +27,11 @@ from model_runner.harmony import HarmonyRenderer, SystemPrompt, developer_messag
 MAX_OUTPUT_TOKENS_CAP = 32_768
 
 
+def today() -> str:
+    """The date a new conversation starts on (UTC), as its system message gives it."""
+    return datetime.now(UTC).date().isoformat()
+
+
 class TurnBuilder:
     def __init__(
         self,
@@ -53,7 +58,7 @@ class TurnBuilder:
         prompt prefix byte-stable; None starts a conversation today."""
         effort = effort or "medium"
         return SystemPrompt(
-            conversation_start_date=conversation_date or datetime.now(UTC).date().isoformat(),
+            conversation_start_date=conversation_date or today(),
             reasoning_effort="low" if effort == "minimal" else effort,  # type: ignore[arg-type]
             tool_timeout_s=self.settings.execution_timeout_s,
             with_python_tool=with_python,

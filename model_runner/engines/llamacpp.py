@@ -16,7 +16,8 @@ Two habits of the server are handled here:
   ``tokens_predicted`` shows it, and the chunk's text is then re-encoded with harmony's
   vocabulary: the same text, so the same parse, though perhaps other ids.
 
-The context (``n_ctx`` per slot) and the number of slots come from ``GET /props``;
+The context (``n_ctx`` per slot), the number of slots and the default temperature (the
+server's ``--temp``) come from ``GET /props``;
 ``POST /tokenize`` proves the vocabulary is harmony's. Prefix reuse across turns needs
 the server started with ``--swa-full`` (gpt-oss has sliding-window layers).
 """
@@ -48,6 +49,8 @@ class LlamaCppGenerator(RemoteGenerator):
         settings = props.get("default_generation_settings") or {}
         if settings.get("n_ctx"):
             self.max_context = int(settings["n_ctx"])
+        # The server's --temp: a request that names no temperature gets it.
+        self.adopt_temperature((settings.get("params") or {}).get("temperature"))
         if props.get("total_slots"):
             self.concurrency = int(props["total_slots"])
         models = sync_json(client.get("/v1/models"))

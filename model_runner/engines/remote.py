@@ -69,7 +69,7 @@ class RemoteGenerator:
         *,
         name: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
-        default_temperature: float = 1.0,
+        default_temperature: float | None = None,
         max_context: int | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -77,9 +77,11 @@ class RemoteGenerator:
         self.base_url = base_url.rstrip("/")
         self.name = name or f"{type(self).__name__}:{httpx.URL(self.base_url).netloc.decode()}"
         self.concurrency = concurrency
-        self.default_temperature = default_temperature
+        # gpt-oss's recommended sampling, unless given here or the engine says otherwise.
+        self.default_temperature = 1.0 if default_temperature is None else default_temperature
         self.max_context = max_context
         self._fixed_name = name is not None
+        self._fixed_temperature = default_temperature is not None
         self._timeout = timeout
         self._transport = transport
         # Made on first use, inside the event loop that will run it.
@@ -127,6 +129,11 @@ class RemoteGenerator:
     def adopt_name(self, name: object) -> None:
         if not self._fixed_name and isinstance(name, str) and name:
             self.name = name
+
+    def adopt_temperature(self, temperature: object) -> None:
+        """The engine's own default, as its operator started it (``--temp``)."""
+        if not self._fixed_temperature and isinstance(temperature, int | float):
+            self.default_temperature = float(temperature)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:

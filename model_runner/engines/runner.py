@@ -29,7 +29,7 @@ class RunnerGenerator(RemoteGenerator):
         info: dict[str, Any] = sync_json(client.get("/v1/model"))
         self.adopt_name(info.get("name"))
         self.concurrency = int(info.get("concurrency") or self.concurrency)
-        self.default_temperature = float(info.get("default_temperature", 1.0))
+        self.adopt_temperature(info.get("default_temperature"))
         context = info.get("max_context")
         self.max_context = int(context) if context else None
 

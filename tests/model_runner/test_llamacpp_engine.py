@@ -34,6 +34,17 @@ async def test_the_probe_learns_the_servers_context_and_slots(llama: LlamaCppGen
     assert llama.name.endswith(".gguf")
     assert llama.max_context == 2048  # the demo model's own context
     assert llama.concurrency == 4  # -np 4
+    assert llama.default_temperature == 0.0  # --temp 0
+
+
+async def test_a_default_temperature_given_here_wins_over_the_servers(llama_server: str) -> None:
+    generator = await asyncio.to_thread(
+        load_generator, f"llamacpp+{llama_server}", default_temperature=0.7
+    )
+    try:
+        assert generator.default_temperature == 0.7
+    finally:
+        await generator.aclose()
 
 
 async def test_a_call_stops_on_harmony_stop_tokens_and_reuses_the_cache(

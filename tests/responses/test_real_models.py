@@ -12,12 +12,20 @@ import pytest
 from openai import OpenAI
 
 from interpreter.api.app import create_app
+from interpreter.responses import turn_builder
 from model_runner.demo.data import EVAL_SEED, FAMILIES, conversations
 from tests.conftest import RunningServer
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 TOOLS: list[Any] = [{"type": "code_interpreter", "container": {"type": "auto"}}]
+
+
+@pytest.fixture(autouse=True)
+def same_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every conversation here starts on one date: the system message holds it, so on
+    another day the same greedy model would be given another prompt."""
+    monkeypatch.setattr(turn_builder, "today", lambda: "2026-12-01")
 
 
 @pytest.fixture
@@ -122,9 +130,9 @@ def test_demo_model_on_llama_cpp_carries_each_family_through_the_loop(
 ) -> None:
     """The same conversations through llama.cpp's own server (the checkpoint converted to
     GGUF): every turn completes with an answer, and any code the model wrote ran and
-    came back. What the model answers is not asserted here: llama-server's results
-    depend on which of its slots, with which cached prefix, serves a request, so a small
-    model's close calls can go either way between runs."""
+    came back. What the model answers is not asserted here: that is the evaluation's.
+    The server is greedy (``--temp 0``), and the service takes the temperature of a
+    request that names none from it, so these conversations are the same every run."""
     client = client_for("llamacpp+" + request.getfixturevalue("llama_server"))
     for response in run_conversation(client, family):
         assert response.usage is not None and response.usage.output_tokens > 0

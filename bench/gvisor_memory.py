@@ -118,13 +118,11 @@ async def one_run(backend: DockerSandboxBackend, settings: Settings) -> dict[str
 async def run(runs: int, settings: Settings) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-gvisor-memory-"))
     backends = {
-        arm: kind(
-            image=settings.sandbox_image,
+        arm: kind.from_settings(
+            settings,
             run_root=root / arm,
             service_name=f"bench-gvisor-memory-{arm}",
-            preimport=settings.preimport,
             runtime="runsc",
-            uid=settings.sandbox_uid,
         )
         for arm, kind in (("guarded", DockerSandboxBackend), ("unguarded", UnguardedBackend))
     }

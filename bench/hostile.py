@@ -106,14 +106,10 @@ async def run(idle_samples: int) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
     results: dict[str, Any] = {}
     for runtime in RUNTIMES:
-        backend = DockerSandboxBackend(
-            image=settings.sandbox_image,
-            run_root=root / runtime,
-            service_name=f"bench-hostile-{runtime}",
-            preimport=settings.preimport,
+        backend = DockerSandboxBackend.from_settings(
+            settings, run_root=root / runtime, service_name=f"bench-hostile-{runtime}",
             runtime=runtime,
-            uid=settings.sandbox_uid,
-        )
+        )  # fmt: skip
         backend.check()
         neighbour = await start(backend, settings)
         try:

@@ -100,13 +100,11 @@ async def run(samples: int, round_trips: int) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-runtimes-"))
     settings = Settings()
     backends = {
-        runtime: DockerSandboxBackend(
-            image=settings.sandbox_image,
+        runtime: DockerSandboxBackend.from_settings(
+            settings,
             run_root=root / runtime,
             service_name=f"{SERVICE_NAME}-{runtime}",
-            preimport=settings.preimport,
             runtime=runtime,
-            uid=settings.sandbox_uid,
         )
         for runtime in RUNTIMES
     }

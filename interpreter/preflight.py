@@ -28,15 +28,7 @@ def sandbox_backend(settings: Settings) -> DockerSandboxBackend:
     """The Docker backend ``settings`` name, checked: a local engine that answers, with
     the sandbox image and runtime, able to give one sandbox its limits."""
     check_engine_is_local(settings)
-    backend = DockerSandboxBackend(
-        image=settings.sandbox_image,
-        run_root=settings.run_root,
-        service_name=settings.service_name,
-        docker_host=settings.docker_host or None,
-        preimport=settings.preimport,
-        runtime=settings.sandbox_runtime,
-        uid=settings.sandbox_uid,
-    )
+    backend = DockerSandboxBackend.from_settings(settings)
     try:
         backend.check()
         check_limits(settings, backend.engine_capacity())

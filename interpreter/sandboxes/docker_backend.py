@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import docker
 import docker.errors
@@ -41,6 +41,9 @@ from docker.models.containers import Container
 from interpreter.errors import EngineUnavailable, SandboxError
 from interpreter.sandboxes.base import EngineCapacity, SandboxRecord, SandboxSpec
 from interpreter.sandboxes.kernel import connection_info
+
+if TYPE_CHECKING:
+    from interpreter.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +133,20 @@ class DockerSandboxBackend:
         # otherwise as our own uid, so that we can reach the sockets the kernel creates.
         self.uid = uid if os.geteuid() == 0 else os.getuid()
         self.gid = uid if os.geteuid() == 0 else os.getgid()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Self:
+        """The backend ``settings`` name; ``overrides`` replace any of its arguments."""
+        options: dict[str, Any] = {
+            "image": settings.sandbox_image,
+            "run_root": settings.run_root,
+            "service_name": settings.service_name,
+            "docker_host": settings.docker_host or None,
+            "preimport": settings.preimport,
+            "runtime": settings.sandbox_runtime,
+            "uid": settings.sandbox_uid,
+        }
+        return cls(**(options | overrides))
 
     def check(self) -> None:
         """Fail early, with a clear message, when the engine or the image is missing."""

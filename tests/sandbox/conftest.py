@@ -44,14 +44,7 @@ async def backend(
 ) -> AsyncIterator[DockerSandboxBackend]:
     """A Docker backend of its own: every container it made is gone after the test."""
     settings = make_settings(sandbox_runtime=runtime)
-    docker_backend = DockerSandboxBackend(
-        image=settings.sandbox_image,
-        run_root=settings.run_root,
-        service_name=settings.service_name,
-        preimport=settings.preimport,
-        runtime=settings.sandbox_runtime,
-        uid=settings.sandbox_uid,
-    )
+    docker_backend = DockerSandboxBackend.from_settings(settings)
     docker_backend.check()
     yield docker_backend
     for record in await docker_backend.list():

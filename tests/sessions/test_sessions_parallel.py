@@ -60,12 +60,7 @@ async def test_executions_in_one_session_run_in_arrival_order(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings(pool_size=0, preimport="")
-    backend = DockerSandboxBackend(
-        image=settings.sandbox_image,
-        run_root=settings.run_root,
-        service_name=settings.service_name,
-        preimport=settings.preimport,
-    )
+    backend = DockerSandboxBackend.from_settings(settings)
     manager = SessionManager(settings, backend, Metrics())
     await manager.start()
     try:

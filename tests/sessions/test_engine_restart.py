@@ -160,4 +160,7 @@ def test_an_engine_restart_never_gives_500_and_sessions_carry_on(
     assert watcher is not None
     assert {status for _, status, _ in watcher.answers} <= {200, 404, 503}, watcher.answers
     assert all(after for _, status, after in watcher.answers if status == 503)
-    assert set(engine_info().get("Runtimes") or {}) == runtimes  # runsc still there
+    # runsc still there. (An engine that reread its configuration on SIGHUP, as set-up
+    # has it do to register runsc, lists only the configured runtimes; started afresh,
+    # it lists containerd's own too.)
+    assert runtimes <= set(engine_info().get("Runtimes") or {})

@@ -107,9 +107,11 @@ async def run(idle_samples: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for runtime in RUNTIMES:
         backend = DockerSandboxBackend.from_settings(
-            settings, run_root=root / runtime, service_name=f"bench-hostile-{runtime}",
+            settings,
+            run_root=root / runtime,
+            service_name=f"bench-hostile-{runtime}",
             runtime=runtime,
-        )  # fmt: skip
+        )
         backend.check()
         neighbour = await start(backend, settings)
         try:

@@ -59,9 +59,11 @@ GIB = 1 << 30
 def make_backend(root: Path, preimport: str) -> DockerSandboxBackend:
     settings = Settings()
     backend = DockerSandboxBackend.from_settings(
-        settings, run_root=root / f"run-{len(preimport)}", service_name=SERVICE_NAME,
+        settings,
+        run_root=root / f"run-{len(preimport)}",
+        service_name=SERVICE_NAME,
         preimport=preimport,
-    )  # fmt: skip
+    )
     backend.check()
     return backend
 

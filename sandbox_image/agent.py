@@ -260,9 +260,9 @@ class MemoryGuard:
     def __init__(self, limit_bytes: int, restart_kernel: Callable[[], object]) -> None:
         self.limit_bytes = limit_bytes
         self.restart_kernel = restart_kernel  # ends every other process first
-        self._ended_one = False  # and the sandbox is not yet back under the limit
-        self._ended_pid = 0
-        self._ended_at = 0.0
+        # The process ended alone, and when, while the sandbox is not yet back under
+        # the limit.
+        self._ended: tuple[int, float] | None = None
         self._last_used = 0
         self._quiet_until = 0.0
 
@@ -280,7 +280,7 @@ class MemoryGuard:
         falling = used < self._last_used
         self._last_used = used
         if used <= self.limit_bytes:
-            self._ended_one = False
+            self._ended = None
             return self.CHECK_NEAR_S if used > self.NEAR * self.limit_bytes else self.CHECK_S
         if falling or time.monotonic() < self._quiet_until or self._ended_still_there():
             # What was ended is still being freed (gVisor takes a while): wait for it.
@@ -289,7 +289,7 @@ class MemoryGuard:
         # memory takes a while under load, and a fork bomb grows on meanwhile.
         signal_others(signal.SIGSTOP)
         try:
-            victim = None if self._ended_one else largest_process()
+            victim = None if self._ended else largest_process()
             if victim is None or victim[1] < self.ONE_PROCESS_SHARE * self.limit_bytes:
                 # Many processes hold it (a fork bomb's copies: it grows on while they
                 # are ended one by one), or ending the largest was not enough.
@@ -298,15 +298,14 @@ class MemoryGuard:
                     used, f"ended every process (the largest held {largest}); a fresh kernel starts"
                 )
                 self.restart_kernel()
-                self._ended_one = False
+                self._ended = None
                 self._quiet_until = time.monotonic() + self.RESTART_GRACE_S
                 return self.SETTLE_S
             pid, resident = victim
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             self._report(used, f"ended process {pid} ({resident >> 20} MiB resident)")
-            self._ended_one = True
-            self._ended_pid, self._ended_at = pid, time.monotonic()
+            self._ended = (pid, time.monotonic())
             return self.SETTLE_S
         finally:
             # (A process the user had stopped on purpose goes on, too.)
@@ -315,10 +314,10 @@ class MemoryGuard:
     def _ended_still_there(self) -> bool:
         """Whether the process ended last still runs (a SIGKILL is not instant), for at
         most ENDED_GONE_S: its memory is not free until it has exited."""
-        if not self._ended_one or time.monotonic() > self._ended_at + self.ENDED_GONE_S:
+        if self._ended is None or time.monotonic() > self._ended[1] + self.ENDED_GONE_S:
             return False
         try:
-            state = Path(f"/proc/{self._ended_pid}/stat").read_text().rpartition(")")[2]
+            state = Path(f"/proc/{self._ended[0]}/stat").read_text().rpartition(")")[2]
         except OSError:
             return False  # gone, and reaped
         return state.split()[0] not in ("Z", "X")

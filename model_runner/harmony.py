@@ -144,6 +144,8 @@ class HarmonyRenderer:
         self.stop_tokens = frozenset(self.encoding.stop_tokens_for_assistant_actions())
         self.call_token = self.encoding.encode("<|call|>", allowed_special="all")[0]
         self.return_token = self.encoding.encode("<|return|>", allowed_special="all")[0]
+        # What follows the conversation in a prompt: the assistant's turn begins.
+        self.completion_start = self.render_prompt([])
 
     def render_prompt(self, messages: Sequence[Message]) -> list[int]:
         """Tokens of ``messages`` followed by ``<|start|>assistant``.
@@ -157,6 +159,10 @@ class HarmonyRenderer:
             Role.ASSISTANT,
             RenderConversationConfig(auto_drop_analysis=False),
         )
+
+    def prompt_tokens(self) -> PromptTokens:
+        """A prompt that renders each message once, for a conversation that grows."""
+        return PromptTokens(self)
 
     def render_training(self, messages: Sequence[Message]) -> tuple[list[int], list[bool]]:
         """Tokens of a whole conversation and, per token, whether the assistant wrote it.
@@ -188,6 +194,44 @@ class HarmonyRenderer:
 
     def new_parser(self) -> HarmonyStreamParser:
         return HarmonyStreamParser(self.encoding)
+
+
+class PromptTokens:
+    """The prompt of a conversation that grows, rendered a message at a time.
+
+    Harmony renders a conversation as each message's tokens in turn, then
+    ``<|start|>assistant``; rendering a message costs a fraction of a millisecond of the
+    event loop, and a turn renders its whole conversation for every model call. This
+    keeps each message's tokens and renders only the messages that are new since the
+    last call: those after the longest run of the very same message objects.
+
+    Messages are compared by identity, so a message must not change once rendered
+    (openai_harmony's ``with_*`` methods change a message in place: build it fully first).
+    Rendered one by one, messages are told the conversation declares no function tools,
+    which holds for every conversation the service builds.
+    """
+
+    def __init__(self, renderer: HarmonyRenderer) -> None:
+        self._renderer = renderer
+        self._messages: list[Message] = []
+        self._tokens: list[int] = []
+        self._ends: list[int] = []  # where each message's tokens end in _tokens
+
+    def render(self, messages: Sequence[Message]) -> list[int]:
+        """The same tokens as ``HarmonyRenderer.render_prompt(messages)``."""
+        keep = 0
+        for kept, message in zip(self._messages, messages, strict=False):
+            if kept is not message:
+                break
+            keep += 1
+        del self._messages[keep:]
+        del self._ends[keep:]
+        del self._tokens[self._ends[-1] if self._ends else 0 :]
+        for message in messages[keep:]:
+            self._tokens += self._renderer.encoding.render(message)
+            self._messages.append(message)
+            self._ends.append(len(self._tokens))
+        return self._tokens + self._renderer.completion_start
 
 
 # -- streaming parse ---------------------------------------------------------------------

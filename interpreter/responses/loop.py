@@ -36,6 +36,7 @@ from model_runner.harmony import (
     MessageDone,
     MessageStarted,
     ParseEvent,
+    PromptTokens,
     tool_output_message,
 )
 
@@ -85,6 +86,8 @@ class ModelTurn:
     #: Drop the oldest turns of ``history`` when the prompt outgrows the model's context.
     truncate: bool = False
     usage: Usage = field(default_factory=Usage)
+    #: The prompt as last rendered: each model call renders only what is new since.
+    rendered: PromptTokens | None = field(default=None, repr=False, compare=False)
 
 
 class ModelToolLoop:
@@ -96,7 +99,9 @@ class ModelToolLoop:
         self.renderer = renderer
 
     def prompt_of(self, turn: ModelTurn) -> list[int]:
-        return self.renderer.render_prompt(turn.prefix + turn.history + turn.new_messages)
+        if turn.rendered is None:
+            turn.rendered = self.renderer.prompt_tokens()
+        return turn.rendered.render(turn.prefix + turn.history + turn.new_messages)
 
     def fit(self, turn: ModelTurn) -> list[int]:
         """The turn's prompt, made to fit the model's context: with ``truncate``, the

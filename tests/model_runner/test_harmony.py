@@ -1,0 +1,59 @@
+"""Rendering prompts a message at a time gives harmony's own rendering of the whole."""
+
+from openai_harmony import Message, Role
+
+from model_runner.harmony import (
+    HarmonyRenderer,
+    SystemPrompt,
+    developer_message,
+    final_message,
+    tool_output_message,
+    user_message,
+)
+
+RENDERER = HarmonyRenderer()
+
+
+def python_call(code: str, channel: str = "analysis") -> Message:
+    return (
+        Message.from_role_and_content(Role.ASSISTANT, code)
+        .with_channel(channel)
+        .with_recipient("python")
+        .with_content_type("code")
+    )
+
+
+def conversation() -> list[Message]:
+    return [
+        SystemPrompt("2026-12-01", reasoning_effort="low").to_message(),
+        developer_message("Answer in one sentence."),
+        user_message("What is 12 * 34?"),
+        Message.from_role_and_content(Role.ASSISTANT, "Compute it.").with_channel("analysis"),
+        python_call("print(12 * 34)"),
+        tool_output_message("408"),
+        final_message("The result is 408."),
+        user_message("Write it to a file."),
+        python_call("open('/mnt/data/r.txt', 'w').write('408')", channel="commentary"),
+        tool_output_message("", channel="commentary"),
+        final_message("I wrote r.txt."),
+    ]
+
+
+def test_a_growing_conversation_renders_as_harmony_renders_it_whole() -> None:
+    messages = conversation()
+    prompt = RENDERER.prompt_tokens()
+    for end in range(len(messages) + 1):
+        assert prompt.render(messages[:end]) == RENDERER.render_prompt(messages[:end])
+
+
+def test_dropped_and_replaced_messages_are_rendered_afresh() -> None:
+    messages = conversation()
+    prompt = RENDERER.prompt_tokens()
+    prompt.render(messages)
+    # Truncation: the oldest turn goes, the system and developer messages stay.
+    truncated = messages[:2] + messages[7:]
+    assert prompt.render(truncated) == RENDERER.render_prompt(truncated)
+    # An equal-looking message that is another object is not taken for the old one.
+    replaced = [*truncated[:-1], final_message("I wrote the file r.txt.")]
+    assert prompt.render(replaced) == RENDERER.render_prompt(replaced)
+    assert prompt.render(messages) == RENDERER.render_prompt(messages)

@@ -135,7 +135,7 @@ class CodeTool:
     async def run(self, code: str) -> tuple[ToolFinished, str]:
         """Execute ``code``: what the client is shown, and the text the model is shown."""
         session = await self._ready()
-        before = {r.path: (r.id, r.bytes) for r in await self._sessions.list_files(session)}
+        before = {r.path: (r.id, r.bytes) for r in await self._sessions.known_files(session)}
         result = await self._sessions.execute(session, code)
         if self._executions is not None:
             await self._executions.add_execution(self._response_id, code, result)

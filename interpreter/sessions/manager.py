@@ -114,6 +114,10 @@ class Session:
         self.busy = 0  # executions and file operations running or queued
         self.holds = 0  # responses under way in this session's conversation
         self.history = ExecutionHistory()  # what ran here, for its notebook
+        # Executions started and ended (odd while one runs), and that count when the
+        # files were last listed: equal, info.files is what /mnt/data holds now.
+        self.code_runs = 0
+        self.files_listed_at: int | None = None
 
     @property
     def idle(self) -> bool:
@@ -599,7 +603,11 @@ class SessionManager:
             )
         # Deleted or expired while the code ran: say that, not that the sandbox broke.
         async with self._sandbox_call(session), self.using(session) as sandbox:
-            result = await sandbox.execute(code, timeout_s=timeout_s, on_output=on_output)
+            session.code_runs += 1
+            try:
+                result = await sandbox.execute(code, timeout_s=timeout_s, on_output=on_output)
+            finally:
+                session.code_runs += 1
             session.history.add(code, result)
         self.metrics.executions.labels(result.status).inc()
         self.metrics.execution_seconds.observe(result.duration_s)
@@ -703,11 +711,23 @@ class SessionManager:
         record.bytes = written.bytes
         return record
 
+    async def known_files(self, session: Session) -> builtins.list[FileRecord]:
+        """``list_files``, without asking the sandbox when no code has run since the last
+        listing (uploads and deletions through the service keep the record up to date).
+        Files that a process left running changes meanwhile show at the next listing."""
+        if session.files_listed_at == session.code_runs:
+            session.touch()
+            return self._sorted_files(session)
+        return await self.list_files(session)
+
     async def list_files(self, session: Session) -> builtins.list[FileRecord]:
         """Files now in /mnt/data; files the code wrote get ids as they are first seen."""
         session.touch()
+        runs = session.code_runs
         async with self._sandbox_call(session):
             present = await session.sandbox.agent.list_files()
+        if runs % 2 == 0 and session.code_runs == runs:
+            session.files_listed_at = runs  # no code ran meanwhile: the listing holds
         files = session.info.files
         seen = {f.path for f in present}
         changed = False
@@ -724,7 +744,11 @@ class SessionManager:
             # Files the code wrote are listed even when the data folder cannot record
             # them now; their ids hold until the service restarts.
             self._save_quietly(session.info)
-        return sorted(files.values(), key=lambda r: (r.created_at, r.path))
+        return self._sorted_files(session)
+
+    @staticmethod
+    def _sorted_files(session: Session) -> builtins.list[FileRecord]:
+        return sorted(session.info.files.values(), key=lambda r: (r.created_at, r.path))
 
     def _register(self, session: Session, found: SandboxFile, source: FileSource) -> FileRecord:
         files = session.info.files

@@ -25,9 +25,16 @@ def sse_event(event: str, data: dict[str, Any]) -> str:
 async def with_keepalives(
     events: AsyncIterator[str], interval_s: float = KEEPALIVE_S
 ) -> AsyncIterator[str]:
-    """Relay ``events``, inserting keepalives when they pause; cancel them when the
-    client goes away (our consumer is closed)."""
+    """Relay ``events``, inserting a keepalive whenever none has been relayed for
+    ``interval_s``; cancel them when the client goes away (our consumer is closed).
+
+    The keepalives come from a timer task of their own rather than a time-out on each
+    wait: a streamed response relays an event per token, and a time-out per event
+    (``asyncio.wait_for``) is a task per event on the event loop.
+    """
+    loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
+    last_relayed = loop.time()
 
     async def pump() -> None:
         try:
@@ -36,19 +43,29 @@ async def with_keepalives(
         finally:
             await queue.put(None)
 
+    async def beat() -> None:
+        while True:
+            quiet_for = loop.time() - last_relayed
+            if quiet_for < interval_s:
+                await asyncio.sleep(interval_s - quiet_for)
+            else:
+                await queue.put(KEEPALIVE)
+                await asyncio.sleep(interval_s)
+
     task = asyncio.create_task(pump())
+    beats = asyncio.create_task(beat())
     try:
         while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), interval_s)
-            except TimeoutError:
-                yield KEEPALIVE
-                continue
+            item = await queue.get()
             if item is None:
                 break
+            last_relayed = loop.time()
             yield item
         await task  # re-raise what the producer raised
     finally:
+        beats.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beats
         if not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

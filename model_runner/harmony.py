@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ VOCAB_DIR = Path(__file__).parent / "vocab"
 PYTHON_TOOL = "python"
 
 EMPTY_TOOL_OUTPUT = "[The code ran and printed nothing.]"
+
+# Messages whose tokens a renderer keeps (a few MB at most; see render_message).
+RENDERED_MESSAGES_KEPT = 512
 
 
 @functools.cache
@@ -146,6 +150,7 @@ class HarmonyRenderer:
         self.return_token = self.encoding.encode("<|return|>", allowed_special="all")[0]
         # What follows the conversation in a prompt: the assistant's turn begins.
         self.completion_start = self.render_prompt([])
+        self._rendered: OrderedDict[str, tuple[int, ...]] = OrderedDict()
 
     def render_prompt(self, messages: Sequence[Message]) -> list[int]:
         """Tokens of ``messages`` followed by ``<|start|>assistant``.
@@ -159,6 +164,26 @@ class HarmonyRenderer:
             Role.ASSISTANT,
             RenderConversationConfig(auto_drop_analysis=False),
         )
+
+    def render_message(self, message: Message) -> tuple[int, ...]:
+        """One message's tokens, as ``render_prompt`` renders it in a conversation that
+        declares no function tools (none the service builds does).
+
+        Remembered by content for the most recent messages: harmony takes about 0.25 ms
+        to render even a short message (0.5 ms the system message) and 0.01 to 0.03 ms
+        to write it as JSON, and every conversation starts with the same system and
+        developer messages, and a follow-up replays its earlier turns.
+        """
+        key = message.to_json()
+        tokens = self._rendered.get(key)
+        if tokens is None:
+            tokens = tuple(self.encoding.render(message))
+            self._rendered[key] = tokens
+            if len(self._rendered) > RENDERED_MESSAGES_KEPT:
+                self._rendered.popitem(last=False)
+        else:
+            self._rendered.move_to_end(key)
+        return tokens
 
     def prompt_tokens(self) -> PromptTokens:
         """A prompt that renders each message once, for a conversation that grows."""
@@ -207,8 +232,6 @@ class PromptTokens:
 
     Messages are compared by identity, so a message must not change once rendered
     (openai_harmony's ``with_*`` methods change a message in place: build it fully first).
-    Rendered one by one, messages are told the conversation declares no function tools,
-    which holds for every conversation the service builds.
     """
 
     def __init__(self, renderer: HarmonyRenderer) -> None:
@@ -228,7 +251,7 @@ class PromptTokens:
         del self._ends[keep:]
         del self._tokens[self._ends[-1] if self._ends else 0 :]
         for message in messages[keep:]:
-            self._tokens += self._renderer.encoding.render(message)
+            self._tokens += self._renderer.render_message(message)
             self._messages.append(message)
             self._ends.append(len(self._tokens))
         return self._tokens + self._renderer.completion_start

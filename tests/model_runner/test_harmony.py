@@ -3,6 +3,7 @@
 from openai_harmony import Message, Role
 
 from model_runner.harmony import (
+    RENDERED_MESSAGES_KEPT,
     HarmonyRenderer,
     SystemPrompt,
     developer_message,
@@ -57,3 +58,14 @@ def test_dropped_and_replaced_messages_are_rendered_afresh() -> None:
     replaced = [*truncated[:-1], final_message("I wrote the file r.txt.")]
     assert prompt.render(replaced) == RENDERER.render_prompt(replaced)
     assert prompt.render(messages) == RENDERER.render_prompt(messages)
+
+
+def test_messages_are_remembered_by_content_and_not_without_bound() -> None:
+    renderer = HarmonyRenderer()
+    first = renderer.render_message(user_message("What is 2 * 3?"))
+    assert renderer.render_message(user_message("What is 2 * 3?")) == first
+    assert renderer.render_message(user_message("What is 2 * 4?")) != first
+    for number in range(RENDERED_MESSAGES_KEPT + 10):
+        message = user_message(f"What is {number} squared?")
+        assert list(renderer.render_message(message)) == RENDERER.encoding.render(message)
+    assert len(renderer._rendered) == RENDERED_MESSAGES_KEPT

@@ -11,6 +11,8 @@ number (the load of the machine is printed with it, since it moves every figure)
   (docker run until the container runs), ``kernel_ready_ms`` (then until the kernel
   answers on shell and iopub), ``create_to_ready_ms`` (both) and the first ``1+1``.
 - ``sandbox_1plus1_ms``: ``1+1`` through ``Sandbox.execute`` on one warm sandbox.
+- ``agent_request_ms``: the service's requests to a sandbox's agent (its health, its
+  files), and the bare exchange on the agent's socket.
 - ``warm_claim_to_first_result_ms``: client side, POST /v1/containers (a warm sandbox
   is claimed) then POST .../execute ``1+1``, the pool refilled before each sample.
 - ``api_vs_raw_1plus1_ms``: ``1+1`` through POST .../execute over one keep-alive HTTP
@@ -114,6 +116,41 @@ async def sandbox_round_trip(root: Path, samples: int) -> dict[str, float]:
             await sandbox.execute("1+1", timeout_s=30)
             times.append(time.perf_counter() - t0)
         return summary_ms(times)
+    finally:
+        await sandbox.close()
+        await backend.destroy(record.id)
+        await backend.close()
+
+
+async def agent_requests(root: Path, samples: int) -> dict[str, dict[str, float]]:
+    """The service's requests to a sandbox's agent, one at a time on an idle sandbox:
+    ``health`` and ``list_files`` through ``AgentClient``, and ``bare_exchange``, the same
+    health request written and read on a plain socket (what the client adds is the
+    difference)."""
+    backend = make_backend(root, "")
+    record = await backend.create(Settings().sandbox_spec("bench"))
+    sandbox = Sandbox(record, max_output_bytes=1_000_000, ready_timeout_s=120)
+    try:
+        await sandbox.connect()
+        timed: dict[str, list[float]] = {"health": [], "list_files": [], "bare_exchange": []}
+        calls = {"health": sandbox.agent.health, "list_files": sandbox.agent.list_files}
+        for name, call in calls.items():
+            for _ in range(samples):
+                t0 = time.perf_counter()
+                await call()
+                timed[name].append(time.perf_counter() - t0)
+        reader, writer = await asyncio.open_unix_connection(str(record.run_dir / "agent.sock"))
+        try:
+            for _ in range(samples):
+                t0 = time.perf_counter()
+                writer.write(b"GET /health HTTP/1.1\r\nHost: sandbox\r\n\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                timed["bare_exchange"].append(time.perf_counter() - t0)
+        finally:
+            writer.close()
+        return {name: summary_ms(values) for name, values in timed.items()}
     finally:
         await sandbox.close()
         await backend.destroy(record.id)
@@ -291,6 +328,7 @@ def main() -> None:
             for name, value in preimports.items()
         }
         results["sandbox_1plus1_ms"] = asyncio.run(sandbox_round_trip(root, args.round_trips))
+        results["agent_request_ms"] = asyncio.run(agent_requests(root, args.round_trips))
         with service(root / "service", SERVICE_NAME, POOL_SIZE="1") as (base, data_dir):
             results["warm_claim_to_first_result_ms"] = warm_claims(base, args.samples)
             results["api_vs_raw_1plus1_ms"] = api_vs_raw(base, data_dir, args.round_trips)

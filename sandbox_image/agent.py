@@ -461,23 +461,27 @@ class AgentHandler(BaseHTTPRequestHandler):
             self._reply(404, {"error": "not found"})
 
     def do_PUT(self) -> None:
+        remaining = int(self.headers.get("Content-Length", "0"))
         if not self.path.startswith("/files/"):
+            self._discard(remaining)
             self._reply(404, {"error": "not found"})
             return
-        path = self._file_path()
-        if path is None:
+        try:
+            path = resolve_data_path(self.path.removeprefix("/files/"))
+        except ValueError as exc:
+            self._discard(remaining)
+            self._reply(400, {"error": str(exc)})
             return
-        remaining = int(self.headers.get("Content-Length", "0"))
+        partial = path.with_name(f".{path.name}.upload")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.upload")
             with partial.open("wb") as sink:
                 while remaining > 0:
                     chunk = self.rfile.read(min(remaining, 1 << 16))
                     if not chunk:
                         break
-                    sink.write(chunk)
                     remaining -= len(chunk)
+                    sink.write(chunk)
             if remaining:
                 partial.unlink(missing_ok=True)
                 self._reply(400, {"error": "upload ended early"})
@@ -485,12 +489,26 @@ class AgentHandler(BaseHTTPRequestHandler):
             partial.replace(path)
             hand_to_user(path)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            self._discard(remaining)
             # ENOSPC when /mnt/data is full: the caller maps it to a clear error.
             self._reply(507 if exc.errno == 28 else 500, {"error": str(exc)})
             return
         self._reply(
             200, {"path": "/" + str(path.relative_to(DATA_DIR)), "bytes": path.stat().st_size}
         )
+
+    def _discard(self, remaining: int) -> None:
+        """Read what is left of a request's body before answering it. An answer sent
+        with the body unread, and the connection then closed, reaches the client as a
+        reset connection, which can lose the answer (a full /mnt/data would read as a
+        broken sandbox)."""
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 16))
+            if not chunk:
+                return
+            remaining -= len(chunk)
 
     def do_DELETE(self) -> None:
         path = self._file_path()

@@ -114,15 +114,15 @@ class AgentClient:
             await asyncio.sleep(0.05)
 
     async def _call(
-        self, method: str, url: str, content: bytes = b"", limit: int | None = MAX_JSON_BYTES
+        self, method: str, url: str, body: bytes = b"", limit: int | None = MAX_JSON_BYTES
     ) -> _Answer:
         """One request; an answer larger than ``limit`` bytes is refused unread."""
         await self._check_socket()
-        request = (
-            f"{method} {url} HTTP/1.1\r\nHost: sandbox\r\nContent-Length: {len(content)}\r\n\r\n"
-        ).encode() + content
+        head = (
+            f"{method} {url} HTTP/1.1\r\nHost: sandbox\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         try:
-            answer = await self._send(request, limit)
+            answer = await self._send(method, head, body, limit)
         except SandboxError as exc:
             raise SandboxError(f"the sandbox agent did not answer {method} {url}: {exc}") from exc
         if answer.status == 404 and url.startswith("/files/"):
@@ -135,7 +135,7 @@ class AgentClient:
             raise SandboxError(f"the sandbox agent answered {answer.status}")
         return answer
 
-    async def _send(self, request: bytes, limit: int | None) -> _Answer:
+    async def _send(self, method: str, head: bytes, body: bytes, limit: int | None) -> _Answer:
         async with self._slots:
             while True:
                 connection = self._reusable()
@@ -143,11 +143,14 @@ class AgentClient:
                 if connection is None:
                     connection = await self._connect()
                 try:
-                    answer, keep = await self._exchange(connection, request, limit)
+                    answer, keep = await self._exchange(connection, head, body, limit)
                 except _StaleConnection as exc:
                     connection.close()
-                    if reused:
-                        continue  # the agent had let it go: on a new one
+                    # Closed by the agent as it sat idle: the request never reached it.
+                    # Only a GET goes again, though: a change that did reach it (and
+                    # then failed to answer) must not be made twice.
+                    if reused and method == "GET":
+                        continue
                     raise SandboxError("the connection closed before an answer") from exc
                 except (OSError, ValueError, EOFError, TimeoutError) as exc:
                     connection.close()
@@ -166,7 +169,8 @@ class AgentClient:
         now = asyncio.get_running_loop().time()
         while self._idle:
             connection = self._idle.pop()
-            if now - connection.idle_since < REUSE_IDLE_S:
+            fresh = now - connection.idle_since < REUSE_IDLE_S
+            if fresh and not connection.reader.at_eof() and not connection.writer.is_closing():
                 return connection
             connection.close()
         return None
@@ -182,16 +186,24 @@ class AgentClient:
         return _Connection(reader, writer)
 
     async def _exchange(
-        self, connection: _Connection, request: bytes, limit: int | None
+        self, connection: _Connection, head: bytes, body: bytes, limit: int | None
     ) -> tuple[_Answer, bool]:
-        """Send ``request`` and read its answer; whether the connection can be kept."""
+        """Send a request and read its answer; whether the connection can be kept."""
         loop = asyncio.get_running_loop()
-        reader = connection.reader
+        reader, writer = connection.reader, connection.writer
         async with asyncio.timeout(READ_TIMEOUT_S) as timeout:
+            sent = True
             try:
-                connection.writer.write(request)
-                await connection.writer.drain()
-                head = await reader.readuntil(b"\r\n\r\n")
+                writer.write(head)
+                if body:
+                    writer.write(body)
+                await writer.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                # The agent may have answered before reading the whole body (a full
+                # /mnt/data, a refused path) and closed: its answer is still to be read.
+                sent = False
+            try:
+                answer_head = await reader.readuntil(b"\r\n\r\n")
             except asyncio.IncompleteReadError as exc:
                 if exc.partial:
                     raise EOFError("the answer ended in its headers") from exc
@@ -200,16 +212,22 @@ class AgentClient:
                 raise _StaleConnection() from exc
             except asyncio.LimitOverrunError as exc:
                 raise ValueError("the answer's headers are too long") from exc
-            version, status, headers = _parse_head(head)
-            keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+            version, status, headers = _parse_head(answer_head)
+            keep = (
+                sent and version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+            )
             if "transfer-encoding" in headers:
                 raise ValueError("the answer is not sent as the agent sends one")
             if "content-length" not in headers:
                 # Everything until the connection closes (HTTP/1.0's way).
-                body = await reader.read(-1 if limit is None else limit + 1)
-                if limit is not None and len(body) > limit:
-                    raise ValueError(f"the answer is larger than {limit} bytes")
-                return _Answer(status, body), False
+                chunks, size = [], 0
+                while chunk := await reader.read(READ_CHUNK):
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise ValueError(f"the answer is larger than {limit} bytes")
+                    chunks.append(chunk)
+                    timeout.reschedule(loop.time() + READ_TIMEOUT_S)
+                return _Answer(status, b"".join(chunks)), False
             length = int(headers["content-length"])
             if length < 0 or (limit is not None and length > limit):
                 raise ValueError(f"the answer's length {length} is refused")
@@ -283,8 +301,10 @@ class AgentClient:
             raise SandboxError("the sandbox agent's answer to an upload is unreadable")
         return written
 
-    async def read_file(self, path: str) -> bytes:
-        return (await self._call("GET", self._file_url(path), limit=None)).body
+    async def read_file(self, path: str, limit: int | None = None) -> bytes:
+        """A file's content; one longer than ``limit`` bytes (more than /mnt/data holds:
+        not the agent answering) is an error."""
+        return (await self._call("GET", self._file_url(path), limit=limit)).body
 
     async def delete_file(self, path: str) -> None:
         await self._call("DELETE", self._file_url(path))

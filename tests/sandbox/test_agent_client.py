@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from interpreter.errors import SandboxError
+from interpreter.errors import SandboxError, StorageFull
 from interpreter.sandboxes import agent as agent_module
 from interpreter.sandboxes.agent import AgentClient
 
@@ -140,3 +140,37 @@ async def test_an_agent_that_never_answers_times_out(
     client = await serve(silent)
     with pytest.raises(SandboxError, match="TimeoutError"):
         await client.health()
+
+
+@pytest.mark.parametrize("reads_the_body", [True, False])
+async def test_a_refused_upload_is_never_sent_twice(serve, reads_the_body: bool) -> None:  # type: ignore[no-untyped-def]
+    """The agent answers a full /mnt/data after reading what is left of the body (the
+    answer then arrives); a server that does not read it resets the connection, and the
+    answer may be lost. Either way the upload is not sent again."""
+    puts = 0
+
+    async def full_disk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal puts
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if head.startswith(b"PUT"):
+                puts += 1
+                if reads_the_body:
+                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    await reader.readexactly(length)
+                data = b'{"error": "No space left on device"}'
+                writer.write(b"HTTP/1.1 507 Full\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+                await writer.drain()
+                if not reads_the_body:
+                    return
+                continue
+            writer.write(answer(HEALTH))
+            await writer.drain()
+
+    client = await serve(full_disk)
+    await client.health()  # the upload goes on this kept-alive connection
+    refused = StorageFull if reads_the_body else SandboxError
+    with pytest.raises(refused):
+        await client.write_file("/mnt/data/big.bin", b"x" * (32 << 20))
+    assert puts == 1
+    assert (await client.health()).alive

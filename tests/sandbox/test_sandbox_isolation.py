@@ -16,7 +16,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from interpreter.errors import FileNotFound, InvalidRequest, SandboxError
+from interpreter.errors import FileNotFound, InvalidRequest, SandboxError, StorageFull
 from interpreter.sandboxes.agent import AgentClient
 from interpreter.sandboxes.docker_backend import (
     SANDBOX_UID,
@@ -156,6 +156,25 @@ async def test_agent_file_api_stays_inside_data(start_sandbox: StartSandbox) -> 
         assert response.status_code == 400
     check = await sandbox.execute("import os; print(os.path.exists('/tmp/planted'))", timeout_s=30)
     assert check.stdout == "False\n"
+
+
+async def test_an_upload_to_a_full_data_folder_is_refused_and_leaves_nothing(
+    start_sandbox: StartSandbox,
+) -> None:
+    """The agent answers 507 without reading the whole upload; the answer must still
+    arrive (not a reset connection), and no partial file stays behind."""
+    sandbox = await start_sandbox()  # /mnt/data of 64 MiB
+    filled = await sandbox.execute(
+        "open('/mnt/data/fill.bin', 'wb').write(b'x' * (56 << 20))", timeout_s=60
+    )
+    assert filled.status == "ok", filled.outputs
+    with pytest.raises(StorageFull):
+        await sandbox.agent.write_file("/mnt/data/big.bin", b"y" * (24 << 20))
+    assert [f.path for f in await sandbox.agent.list_files()] == ["/mnt/data/fill.bin"]
+    left = await sandbox.execute("import os; print(os.listdir('/mnt/data'))", timeout_s=30)
+    assert left.stdout == "['fill.bin']\n"
+    written = await sandbox.agent.write_file("/mnt/data/small.txt", b"fits")
+    assert written.bytes == 4
 
 
 FAKE_AGENT = """

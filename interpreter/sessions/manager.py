@@ -23,7 +23,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -114,10 +114,14 @@ class Session:
         self.busy = 0  # executions and file operations running or queued
         self.holds = 0  # responses under way in this session's conversation
         self.history = ExecutionHistory()  # what ran here, for its notebook
-        # Executions started and ended (odd while one runs), and that count when the
-        # files were last listed: equal, info.files is what /mnt/data holds now.
-        self.code_runs = 0
+        # What changes /mnt/data through the service (executions, uploads, deletions):
+        # how many are under way, a count that moves as each starts and ends, and that
+        # count when a listing was taken with none under way. While it stands and none
+        # is under way, info.files is what /mnt/data holds.
+        self.changing = 0
+        self.changes = 0
         self.files_listed_at: int | None = None
+        self.uploading: set[str] = set()  # paths of uploads under way
 
     @property
     def idle(self) -> bool:
@@ -133,6 +137,18 @@ class Session:
 
     def expires_at(self) -> float:
         return self.last_active_at + self.info.ttl_s
+
+
+@contextlib.contextmanager
+def changing_files(session: Session) -> Iterator[None]:
+    """Around anything that may change the session's /mnt/data (see Session.changes)."""
+    session.changing += 1
+    session.changes += 1
+    try:
+        yield
+    finally:
+        session.changing -= 1
+        session.changes += 1
 
 
 class SessionManager:
@@ -603,11 +619,8 @@ class SessionManager:
             )
         # Deleted or expired while the code ran: say that, not that the sandbox broke.
         async with self._sandbox_call(session), self.using(session) as sandbox:
-            session.code_runs += 1
-            try:
+            with changing_files(session):
                 result = await sandbox.execute(code, timeout_s=timeout_s, on_output=on_output)
-            finally:
-                session.code_runs += 1
             session.history.add(code, result)
         self.metrics.executions.labels(result.status).inc()
         self.metrics.execution_seconds.observe(result.duration_s)
@@ -697,10 +710,12 @@ class SessionManager:
         # Recorded first: a record that cannot be stored (a full disk) means no upload,
         # and nothing in the sandbox changed.
         files[path] = record
+        session.uploading.add(path)
         try:
             self._save(session.info)
             async with self._sandbox_call(session):
-                written = await session.sandbox.agent.write_file(path, content)
+                with changing_files(session):
+                    written = await session.sandbox.agent.write_file(path, content)
         except BaseException:
             if replaced is None:
                 files.pop(path, None)
@@ -708,6 +723,8 @@ class SessionManager:
                 files[path] = replaced
             self._save_quietly(session.info)
             raise
+        finally:
+            session.uploading.discard(path)
         record.bytes = written.bytes
         return record
 
@@ -715,7 +732,7 @@ class SessionManager:
         """``list_files``, without asking the sandbox when no code has run since the last
         listing (uploads and deletions through the service keep the record up to date).
         Files that a process left running changes meanwhile show at the next listing."""
-        if session.files_listed_at == session.code_runs:
+        if session.changing == 0 and session.files_listed_at == session.changes:
             session.touch()
             return self._sorted_files(session)
         return await self.list_files(session)
@@ -723,16 +740,17 @@ class SessionManager:
     async def list_files(self, session: Session) -> builtins.list[FileRecord]:
         """Files now in /mnt/data; files the code wrote get ids as they are first seen."""
         session.touch()
-        runs = session.code_runs
+        changes, quiet = session.changes, session.changing == 0
         async with self._sandbox_call(session):
             present = await session.sandbox.agent.list_files()
-        if runs % 2 == 0 and session.code_runs == runs:
-            session.files_listed_at = runs  # no code ran meanwhile: the listing holds
+        if quiet and session.changing == 0 and session.changes == changes:
+            session.files_listed_at = changes  # nothing changed meanwhile: it holds
         files = session.info.files
         seen = {f.path for f in present}
         changed = False
         for path in list(files):
-            if path not in seen:
+            # An upload under way is not listed until it is whole: its record stays.
+            if path not in seen and path not in session.uploading:
                 del files[path]
                 changed = True
         for found in present:
@@ -777,15 +795,18 @@ class SessionManager:
         record = await self.get_file(session, file_id)
         session.touch()
         async with self._sandbox_call(session):
-            return record, await session.sandbox.agent.read_file(record.path)
+            content = await session.sandbox.agent.read_file(
+                record.path, limit=parse_size(self.settings.data_size)
+            )
+        return record, content
 
     async def delete_file(self, session: Session, file_id: str) -> None:
         record = await self.get_file(session, file_id)
         session.touch()
         async with self._sandbox_call(session):
-            with contextlib.suppress(FileNotFound):
+            with changing_files(session), contextlib.suppress(FileNotFound):
                 await session.sandbox.agent.delete_file(record.path)
-        del session.info.files[record.path]
+        session.info.files.pop(record.path, None)
         self._save_quietly(session.info)
 
     # -- persistence -----------------------------------------------------------------

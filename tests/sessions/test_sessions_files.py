@@ -67,3 +67,18 @@ async def test_a_file_written_outside_an_execution_shows_at_the_next_listing(
     # ...until the next listing, which the next execution's end brings.
     await manager.execute(session, "pass")
     assert await known(manager, session) == ["late.txt"]
+
+
+async def test_a_listing_during_an_upload_keeps_the_upload(manager: SessionManager) -> None:
+    session = await manager.create(owner=None, name="racing")
+    upload = asyncio.create_task(manager.upload(session, "big.bin", b"x" * (48 << 20)))
+    await asyncio.sleep(0)  # the upload starts, and waits for the agent
+    assert session.uploading == {"/mnt/data/big.bin"}
+    # Listed while the upload is still being written: the agent shows a file only
+    # once whole, and the record of the upload stays.
+    listed = await manager.list_files(session)
+    assert names(listed) == ["big.bin"]
+    assert session.files_listed_at is None  # a listing during a change is not kept
+    record = await upload
+    listed = await manager.known_files(session)
+    assert [(r.id, r.bytes) for r in listed] == [(record.id, 48 << 20)]

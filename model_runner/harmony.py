@@ -38,8 +38,10 @@ PYTHON_TOOL = "python"
 
 EMPTY_TOOL_OUTPUT = "[The code ran and printed nothing.]"
 
-# Messages whose tokens a renderer keeps (a few MB at most; see render_message).
+# Messages whose tokens a renderer keeps, and the longest it keeps (as JSON): a few MB
+# at most, whatever clients send (see render_message).
 RENDERED_MESSAGES_KEPT = 512
+RENDERED_MESSAGE_MAX_CHARS = 16_384
 
 
 @functools.cache
@@ -175,6 +177,8 @@ class HarmonyRenderer:
         developer messages, and a follow-up replays its earlier turns.
         """
         key = message.to_json()
+        if len(key) > RENDERED_MESSAGE_MAX_CHARS:
+            return tuple(self.encoding.render(message))
         tokens = self._rendered.get(key)
         if tokens is None:
             tokens = tuple(self.encoding.render(message))

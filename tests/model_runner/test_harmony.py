@@ -3,6 +3,7 @@
 from openai_harmony import Message, Role
 
 from model_runner.harmony import (
+    RENDERED_MESSAGE_MAX_CHARS,
     RENDERED_MESSAGES_KEPT,
     HarmonyRenderer,
     SystemPrompt,
@@ -69,3 +70,6 @@ def test_messages_are_remembered_by_content_and_not_without_bound() -> None:
         message = user_message(f"What is {number} squared?")
         assert list(renderer.render_message(message)) == RENDERER.encoding.render(message)
     assert len(renderer._rendered) == RENDERED_MESSAGES_KEPT
+    long = user_message("word " * RENDERED_MESSAGE_MAX_CHARS)
+    assert list(renderer.render_message(long)) == RENDERER.encoding.render(long)
+    assert long.to_json() not in renderer._rendered

@@ -48,9 +48,10 @@ async def with_keepalives(
             quiet_for = loop.time() - last_relayed
             if quiet_for < interval_s:
                 await asyncio.sleep(interval_s - quiet_for)
-            else:
+                continue
+            if queue.empty():  # else the client is slow to take events: none to add
                 await queue.put(KEEPALIVE)
-                await asyncio.sleep(interval_s)
+            await asyncio.sleep(interval_s)
 
     task = asyncio.create_task(pump())
     beats = asyncio.create_task(beat())
@@ -61,6 +62,7 @@ async def with_keepalives(
                 break
             last_relayed = loop.time()
             yield item
+            last_relayed = loop.time()  # the client took it only now
         await task  # re-raise what the producer raised
     finally:
         beats.cancel()

@@ -9,6 +9,7 @@ of the samples at or below it).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import statistics
@@ -92,3 +93,21 @@ class CpuShares:
         figures["this_process_core_share"] = round((end["own"] - start["own"]) / wall, 2)
         figures["machine_busy"] = round(busy / total, 2) if total else 0.0
         return figures
+
+
+async def until_quiet(
+    busy_below: float = 0.15, window_s: float = 2.0, timeout_s: float = 60.0
+) -> dict[str, float]:
+    """Wait for a window of ``window_s`` in which less than ``busy_below`` of the
+    machine's cores were busy, for at most ``timeout_s``: what came just before a
+    measurement (containers made, their first executions) can keep the machine busy for
+    a while, and would be counted against whatever is measured first. Returns how long
+    it waited and how busy the last window was."""
+    started = time.monotonic()
+    while True:
+        window = CpuShares()
+        await asyncio.sleep(window_s)
+        busy = window.shares()["machine_busy"]
+        waited = time.monotonic() - started
+        if busy < busy_below or waited >= timeout_s:
+            return {"waited_s": round(waited, 1), "machine_busy": busy}

@@ -12,7 +12,9 @@ here), and streams requests with the official ``openai`` SDK:
   so c are in flight all along. Aggregate generated tokens/s (``usage.output_tokens``
   over the wall time, until the last response ends), time to first token (the first
   streamed delta of any kind) and whole-response latency, p50/p99; ``cpu``: the
-  service's and the clients' CPU as shares of one core, and how busy the machine was.
+  service's and the clients' CPU as shares of one core, and how busy the machine was;
+  ``settled_before``: each level starts once the machine is quiet (``until_quiet``),
+  since the containers' creation and first executions kept it busy for a while after.
 - ``interactive_under_background``: the time to first token of interactive requests
   sent one at a time, first on an idle service, then while 8 background responses are
   kept running (each one that ends is replaced), p50/p99 and the ratio.
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from measure import CpuShares, summary_ms
+from measure import CpuShares, summary_ms, until_quiet
 from openai import AsyncOpenAI
 from service_process import running_service
 
@@ -198,10 +200,11 @@ async def run(args: argparse.Namespace, base: str, service_pid: int) -> dict[str
             *(one_response(client, model, box, workload.prompt()) for box in containers)
         )
         result: dict[str, Any] = {"model": model, "load_before": os.getloadavg()}
-        result["levels"] = [
-            await level(client, model, containers, workload, c, args.seconds, service_pid)
-            for c in levels
-        ]
+        result["levels"] = []
+        for c in levels:
+            settled = await until_quiet()
+            figures = await level(client, model, containers, workload, c, args.seconds, service_pid)
+            result["levels"].append({**figures, "settled_before": settled})
         single = result["levels"][0]["aggregate_tokens_per_s"]
         for entry in result["levels"]:
             entry["speedup_over_first_level"] = round(entry["aggregate_tokens_per_s"] / single, 2)

@@ -435,6 +435,7 @@ class AgentHandler(BaseHTTPRequestHandler):
         try:
             return resolve_data_path(self.path.removeprefix("/files/"))
         except ValueError as exc:
+            self._discard(int(self.headers.get("Content-Length", "0")))
             self._reply(400, {"error": str(exc)})
             return None
 
@@ -466,11 +467,8 @@ class AgentHandler(BaseHTTPRequestHandler):
             self._discard(remaining)
             self._reply(404, {"error": "not found"})
             return
-        try:
-            path = resolve_data_path(self.path.removeprefix("/files/"))
-        except ValueError as exc:
-            self._discard(remaining)
-            self._reply(400, {"error": str(exc)})
+        path = self._file_path()
+        if path is None:
             return
         partial = path.with_name(f".{path.name}.upload")
         try:

@@ -189,10 +189,6 @@ class HarmonyRenderer:
             self._rendered.move_to_end(key)
         return tokens
 
-    def prompt_tokens(self) -> PromptTokens:
-        """A prompt that renders each message once, for a conversation that grows."""
-        return PromptTokens(self)
-
     def render_training(self, messages: Sequence[Message]) -> tuple[list[int], list[bool]]:
         """Tokens of a whole conversation and, per token, whether the assistant wrote it.
 

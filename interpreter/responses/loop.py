@@ -100,7 +100,7 @@ class ModelToolLoop:
 
     def prompt_of(self, turn: ModelTurn) -> list[int]:
         if turn.rendered is None:
-            turn.rendered = self.renderer.prompt_tokens()
+            turn.rendered = PromptTokens(self.renderer)
         return turn.rendered.render(turn.prefix + turn.history + turn.new_messages)
 
     def fit(self, turn: ModelTurn) -> list[int]:

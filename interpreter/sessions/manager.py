@@ -729,8 +729,8 @@ class SessionManager:
         return record
 
     async def known_files(self, session: Session) -> builtins.list[FileRecord]:
-        """``list_files``, without asking the sandbox when no code has run since the last
-        listing (uploads and deletions through the service keep the record up to date).
+        """``list_files``, without asking the sandbox when nothing has changed /mnt/data
+        through the service (an execution, an upload, a deletion) since the last listing.
         Files that a process left running changes meanwhile show at the next listing."""
         if session.changing == 0 and session.files_listed_at == session.changes:
             session.touch()

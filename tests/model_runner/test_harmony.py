@@ -6,6 +6,7 @@ from model_runner.harmony import (
     RENDERED_MESSAGE_MAX_CHARS,
     RENDERED_MESSAGES_KEPT,
     HarmonyRenderer,
+    PromptTokens,
     SystemPrompt,
     developer_message,
     final_message,
@@ -43,14 +44,14 @@ def conversation() -> list[Message]:
 
 def test_a_growing_conversation_renders_as_harmony_renders_it_whole() -> None:
     messages = conversation()
-    prompt = RENDERER.prompt_tokens()
+    prompt = PromptTokens(RENDERER)
     for end in range(len(messages) + 1):
         assert prompt.render(messages[:end]) == RENDERER.render_prompt(messages[:end])
 
 
 def test_dropped_and_replaced_messages_are_rendered_afresh() -> None:
     messages = conversation()
-    prompt = RENDERER.prompt_tokens()
+    prompt = PromptTokens(RENDERER)
     prompt.render(messages)
     # Truncation: the oldest turn goes, the system and developer messages stay.
     truncated = messages[:2] + messages[7:]

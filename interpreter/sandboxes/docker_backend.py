@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 from docker.models.containers import Container
 
@@ -66,6 +67,11 @@ SHM_SIZE_BYTES = 64 << 20
 # A container's log takes what the kernel writes outside an execution, and anything
 # that code writes to the descriptors it kept: bounded, so no sandbox fills the disk.
 LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}}
+# No core dumps, soft or hard, so code inside cannot raise it: a crash would otherwise
+# write its memory into the working folder (/mnt/data, the user's files), or hand it to
+# the host's core handler where core_pattern is a pipe (which is told the limit). A
+# fork bomb's copies crash by the hundred (ZMQ cannot start their threads).
+NO_CORE_DUMPS = [docker.types.Ulimit(name="core", soft=0, hard=0)]
 # Under gVisor's ptrace platform every sandboxed task costs host tasks and gVisor memory:
 # 33 MiB for each fork of a kernel with the default pre-imports, and host tasks that
 # outlive the sandboxed ones for a while (a fork bomb of 64 tasks peaked at 1,137 host
@@ -272,6 +278,7 @@ class DockerSandboxBackend:
                 nano_cpus=int(spec.cpus * 1e9),
                 ipc_mode="private",
                 shm_size=SHM_SIZE_BYTES,
+                ulimits=NO_CORE_DUMPS,
                 runtime=self.runtime,
                 log_config=LOG_CONFIG,
                 # A sandbox has nothing to save when it is stopped, and its agent ignores

@@ -103,6 +103,28 @@ async def test_no_network_no_root_no_writes_outside_data(start_sandbox: StartSan
     assert all(0 < size <= 256 << 20 for size in sizes.values()), sizes
 
 
+async def test_a_crash_leaves_no_core_dump(start_sandbox: StartSandbox) -> None:
+    # The limit is 0, soft and hard, so code inside cannot raise it; a process that
+    # crashes (here in /mnt/data, the kernel's working folder) leaves nothing behind.
+    crash = await run_json(
+        sandbox := await start_sandbox(),
+        "import json, os, resource, subprocess, sys\n"
+        "outcomes = {'limit': resource.getrlimit(resource.RLIMIT_CORE)}\n"
+        "try:\n"
+        "    resource.setrlimit(resource.RLIMIT_CORE, (1 << 30, 1 << 30))\n"
+        "    outcomes['raised'] = True\n"
+        "except (ValueError, OSError):\n"
+        "    outcomes['raised'] = False\n"
+        "outcomes['exit'] = subprocess.run(\n"
+        "    [sys.executable, '-c', 'import os; os.abort()'], cwd='/mnt/data'\n"
+        ").returncode\n"
+        "outcomes['files'] = os.listdir('/mnt/data')\n"
+        "print(json.dumps(outcomes))",
+    )
+    assert crash == {"limit": [0, 0], "raised": False, "exit": -6, "files": []}
+    assert (await sandbox.execute("print('alive')", timeout_s=30)).stdout == "alive\n"
+
+
 async def test_sandboxes_do_not_see_each_other(start_sandbox: StartSandbox) -> None:
     first = await start_sandbox()
     second = await start_sandbox()

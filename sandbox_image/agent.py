@@ -162,14 +162,16 @@ class KernelSupervisor:
             self.pid = None
             self.restarts_on_death += 1
 
-    def restart(self) -> int:
-        """End the kernel and everything else in the sandbox; start a fresh kernel."""
+    def restart(self) -> tuple[int, str]:
+        """End the kernel and everything else in the sandbox; start a fresh kernel.
+        Return its generation, and what the ended processes were doing."""
         with self.lock:
             self._note_exits()
+            ended = describe_processes(self.pid)
             # The old kernel's exit is ignored in _note_exits: it is replaced here.
             self.pid = None
             self._start_fresh()
-            return self.generation + (1 if self.pid is None else 0)
+            return self.generation + (1 if self.pid is None else 0), ended
 
     def interrupt(self) -> bool:
         with self.lock:
@@ -199,6 +201,30 @@ def other_pids() -> list[int]:
     """Every process in the sandbox but the agent itself (zombies included)."""
     me = os.getpid()
     return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != me]
+
+
+def describe_processes(kernel_pid: int | None) -> str:
+    """What the sandbox's processes are doing, for the log of a restart the service
+    forced: the kernel's state, and where in Linux it waits (``wchan``: where a kernel
+    that ignored its interrupts was stuck), and how many other processes are in each
+    state (R running, S sleeping, D uninterruptible, Z exited but not reaped)."""
+    kernel = "gone"
+    others: dict[str, int] = {}
+    for pid in other_pids():
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if pid != kernel_pid:
+            others[state] = others.get(state, 0) + 1
+            continue
+        try:
+            wchan = Path(f"/proc/{pid}/wchan").read_text().strip()
+        except OSError:
+            wchan = ""
+        kernel = f"{state} in {wchan}" if wchan not in ("", "0") else state
+    counted = ", ".join(f"{count} {state}" for state, count in sorted(others.items()))
+    return f"kernel {kernel}; other processes: {counted or 'none'}"
 
 
 def end_other_processes(timeout_s: float = 5.0) -> bool:
@@ -530,7 +556,8 @@ class AgentHandler(BaseHTTPRequestHandler):
         elif self.path == "/kernel/interrupt":
             self._reply(200, {"interrupted": self.supervisor.interrupt()})
         elif self.path == "/kernel/restart":
-            self._reply(200, {"generation": self.supervisor.restart()})
+            generation, ended = self.supervisor.restart()
+            self._reply(200, {"generation": generation, "ended": ended})
         else:
             self._reply(404, {"error": "not found"})
 

@@ -262,15 +262,25 @@ class ForkedCopies:
             ended.update(copies)
         # Gone before the execution ends, so the next one finds every slot free: the
         # kernel's own children reaped here, the others (the agent reaps them) awaited.
+        # For ENDED_COPIES_WAIT_S at most: a killed process can be slow to go (one
+        # stuck in the kernel), and the execution must end regardless; a child of the
+        # kernel's not reaped by then is reaped at a later execution's boundary.
         deadline = time.monotonic() + ENDED_COPIES_WAIT_S
         for pid in ended:
-            if pid in self._pids:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
-                self._pids.discard(pid)
-            else:
-                while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-                    time.sleep(0.002)
+            while not self._gone(pid) and time.monotonic() < deadline:
+                time.sleep(0.002)
+
+    def _gone(self, pid: int) -> bool:
+        """Whether an ended copy has gone: reaped here if it is the kernel's child."""
+        if pid not in self._pids:
+            return not os.path.exists(f"/proc/{pid}")
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            self._pids.discard(pid)
+        return bool(done)
 
     def reap(self) -> None:
         managed = self._managed()

@@ -262,11 +262,12 @@ class AgentClient:
     async def interrupt(self) -> bool:
         return _json(await self._call("POST", "/kernel/interrupt")).get("interrupted") is True
 
-    async def restart(self) -> int:
-        generation = _json(await self._call("POST", "/kernel/restart")).get("generation")
-        if not isinstance(generation, int):
+    async def restart(self) -> str:
+        """Restart the kernel; return what the ended processes were doing, in words."""
+        answer = _json(await self._call("POST", "/kernel/restart"))
+        if not isinstance(answer.get("generation"), int):
             raise SandboxError("the sandbox agent's answer to a restart is unreadable")
-        return generation
+        return str(answer.get("ended", ""))
 
     async def list_files(self) -> list[SandboxFile]:
         listed = _json(await self._call("GET", "/files")).get("files")

@@ -288,7 +288,8 @@ class Sandbox:
                     timed_out = True
                     outcome = await self._interrupt_until_stopped(queue, collector, sent_at, seen)
                     if outcome == "timeout":
-                        await self.restart()
+                        await self._restart_kernel("did not stop when interrupted")
+                        self._kernel_session = self.kernel.kernel_session
                         restarted = True
             except asyncio.CancelledError:
                 # The caller went away: stop the code but keep the kernel's state, and
@@ -342,7 +343,7 @@ class Sandbox:
             outcome = await self._interrupt_until_stopped(queue, discard, sent_at, seen)
             if outcome == "timeout":
                 # The session stays as it was, so the next result says the state is gone.
-                await self._restart_kernel()
+                await self._restart_kernel("did not stop when interrupted (abandoned)")
                 self._replaced_because = "timeout"
         except (SandboxError, OSError) as exc:
             log.warning("could not stop an abandoned execution in %s: %s", self.id, exc)
@@ -494,8 +495,12 @@ class Sandbox:
         await self._restart_kernel()
         self._kernel_session = self.kernel.kernel_session
 
-    async def _restart_kernel(self) -> None:
-        await self.agent.restart()
+    async def _restart_kernel(self, forced_because: str | None = None) -> None:
+        """Restart the kernel; one the service had to replace (``forced_because``) is
+        logged with what it was doing, for whoever looks into why."""
+        ended = await self.agent.restart()
+        if forced_because is not None:
+            log.warning("the kernel of %s %s; restarted (%s)", self.id, forced_because, ended)
         await self._wait_ready(self.ready_timeout_s)
 
     async def close(self) -> None:

@@ -4,6 +4,8 @@ is contained in its own sandbox, which stays usable."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -195,9 +197,10 @@ async def test_endless_loop_is_interrupted_and_state_kept(start_sandbox: StartSa
 
 
 async def test_code_that_ignores_interrupts_gets_a_new_kernel(
-    start_sandbox: StartSandbox,
+    start_sandbox: StartSandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     sandbox = await start_sandbox()
+    caplog.set_level(logging.WARNING, logger="interpreter.sandboxes.sandbox")
     await sandbox.execute("x = 'lost'", timeout_s=30)
     stubborn = await sandbox.execute(
         "import time\n"
@@ -212,6 +215,10 @@ async def test_code_that_ignores_interrupts_gets_a_new_kernel(
     assert stubborn.kernel_restarted
     assert stubborn.notice == STATE_LOST_NOTICE
     assert stubborn.restart_reason == "timeout"
+    # The log says what the kernel was doing when it was replaced: running its loop or
+    # asleep in it, and alone (a kernel has no other processes here).
+    (forced,) = [r.getMessage() for r in caplog.records if "did not stop" in r.getMessage()]
+    assert re.search(r"\(kernel [RS]\b.*; other processes: none\)$", forced), forced
     after = await sandbox.execute("print('x' in globals())", timeout_s=30)
     assert after.stdout == "False\n"
 

@@ -331,7 +331,11 @@ def process_count(hostile: HostileService, container: str) -> int:
 
 def test_fork_bomb(hostile: HostileService) -> None:
     def check(result: Execution) -> None:
-        assert result.status in {"ok", "died"}, result.body
+        # Its time-out (60 s) is a legitimate end too: on a loaded machine a bomb ran
+        # past it (67.5 s in bench/hostile.py's recorded run, and once in CI), and was
+        # stopped. How fast it ends is that benchmark's to say; run_probe checks that
+        # the next execution answers and says whether the variables survived.
+        assert result.status in {"ok", "died", "timeout"}, result.body
         if result.status == "ok":
             assert "alive" in result.stdout
 

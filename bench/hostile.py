@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from measure import summary_ms
+from sandboxes import RUNTIMES, backend_for, start
 
 from interpreter.config import Settings
 from interpreter.sandboxes.docker_backend import DockerSandboxBackend
@@ -41,15 +42,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the probes live with the suite that checks them
 
 from tests.sandbox.hostile_probes import PROBES, Probe  # noqa: E402
-
-RUNTIMES = ("runc", "runsc")
-
-
-async def start(backend: DockerSandboxBackend, settings: Settings) -> Sandbox:
-    record = await backend.create(settings.sandbox_spec("bench"))
-    sandbox = Sandbox(record, max_output_bytes=settings.max_output_bytes, ready_timeout_s=120)
-    await sandbox.connect()
-    return sandbox
 
 
 async def round_trip(sandbox: Sandbox) -> float:
@@ -106,13 +98,7 @@ async def run(idle_samples: int) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
     results: dict[str, Any] = {}
     for runtime in RUNTIMES:
-        backend = DockerSandboxBackend.from_settings(
-            settings,
-            run_root=root / runtime,
-            service_name=f"bench-hostile-{runtime}",
-            runtime=runtime,
-        )
-        backend.check()
+        backend = backend_for(settings, root, "hostile", runtime)
         neighbour = await start(backend, settings)
         try:
             per_probe: dict[str, Any] = {}

@@ -26,23 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from measure import summary_ms
+from sandboxes import RUNTIMES, backend_for, start
 
 from interpreter.config import Settings
 from interpreter.sandboxes import kernel
 from interpreter.sandboxes.docker_backend import DockerSandboxBackend
-from interpreter.sandboxes.sandbox import Sandbox
 
-RUNTIMES = ("runc", "runsc")
 ZMQ_DEFAULT_HANDSHAKE_MS = 30_000
 
 
 async def restarts(backend: DockerSandboxBackend, settings: Settings, count: int) -> list[float]:
     """Seconds for each of ``count`` restarts of one fresh sandbox (connected with the
     handshake time in force now)."""
-    record = await backend.create(settings.sandbox_spec("bench"))
-    sandbox = Sandbox(record, max_output_bytes=settings.max_output_bytes, ready_timeout_s=120)
+    sandbox = await start(backend, settings)
     try:
-        await sandbox.connect()
         taken = []
         for _ in range(count):
             result = await sandbox.execute("x = 1", timeout_s=60)
@@ -68,13 +65,7 @@ async def run(count: int) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-restarts-"))
     results: dict[str, Any] = {}
     for runtime in RUNTIMES:
-        backend = DockerSandboxBackend.from_settings(
-            settings,
-            run_root=root / runtime,
-            service_name=f"bench-restarts-{runtime}",
-            runtime=runtime,
-        )
-        backend.check()
+        backend = backend_for(settings, root, "restarts", runtime)
         ours = kernel.HANDSHAKE_IVL_MS
         try:
             now = await restarts(backend, settings, count)

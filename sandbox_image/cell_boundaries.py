@@ -274,6 +274,17 @@ class ForkedCopies:
         """Whether an ended copy has gone: reaped here if it is the kernel's child."""
         if pid not in self._pids:
             return not os.path.exists(f"/proc/{pid}")
+        return self._reap_child(pid)
+
+    def reap(self) -> None:
+        managed = self._managed()
+        for pid in list(self._pids):
+            if pid not in managed:
+                self._reap_child(pid)
+
+    def _reap_child(self, pid: int) -> bool:
+        """Reap the kernel's child ``pid`` if it has exited (or is no longer ours);
+        whether it is gone."""
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
@@ -281,18 +292,6 @@ class ForkedCopies:
         if done:
             self._pids.discard(pid)
         return bool(done)
-
-    def reap(self) -> None:
-        managed = self._managed()
-        for pid in list(self._pids):
-            if pid in managed:
-                continue
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                self._pids.discard(pid)
 
     @staticmethod
     def _managed() -> set[int | None]:

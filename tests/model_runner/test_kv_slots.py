@@ -91,3 +91,28 @@ def test_without_reuse_nothing_is_kept() -> None:
     claim = cache.claim("a", [1, 2, 3, 4, 5])
     assert claim is not None and claim.reused == 0
     assert cache.cached_conversations == 0
+
+
+def test_packing_moves_busy_slots_to_the_front_with_their_contents() -> None:
+    cache = slots(4)
+    for key, tokens in (("a", [1, 1]), ("b", [2, 2, 2]), ("c", [3]), ("d", [4, 4, 4, 4])):
+        fill(cache, key, tokens)
+    by_key = {slot.key: slot for slot in cache.slots}
+    busy = [by_key["d"], by_key["b"]]
+    before = {slot.key: cache.keys[1][slot.index, :, : len(slot.tokens)].clone() for slot in busy}
+    cache.pack(busy)
+    # Both now sit in the first two indices; every slot's index says where it is, and
+    # each conversation's keys travelled with it.
+    assert sorted(slot.index for slot in busy) == [0, 1]
+    assert [slot.index for slot in cache.slots] == [0, 1, 2, 3]
+    assert {slot.key for slot in cache.slots} == {"a", "b", "c", "d"}
+    for slot in cache.slots:
+        expected = before.get(slot.key)
+        held = cache.keys[1][slot.index, :, : len(slot.tokens)]
+        if expected is not None:
+            assert torch.equal(held, expected)
+    # A conversation whose slot moved still gets it back, keys and all.
+    claim = cache.claim("a", [1, 1, 5])
+    assert claim is not None and claim.slot is by_key["a"] and claim.reused == 2
+    cache.pack([by_key["d"], by_key["b"]])  # already at the front: nothing moves
+    assert sorted(slot.index for slot in busy) == [0, 1]

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 
 import pytest
+import torch
 from runner_fixtures import (
     NO_STOP,
     SMALL_WINDOW,
@@ -18,13 +19,16 @@ from runner_fixtures import (
     prompt_of,
     wait_idle,
 )
+from transformers import GptOssConfig
 
 from model_runner.errors import InvalidGenerationRequest
 from model_runner.generator import GenerationRequest
+from model_runner.kv_slots import SlotCache
 from model_runner.token_map import TokenMap
 from model_runner.transformers_backend import (
     INTERACTIVE_HEAD_TOKENS,
     TransformersGenerator,
+    _StepCache,
     sample_token,
 )
 
@@ -340,3 +344,32 @@ async def test_full_vocabulary_model_matches_recompute(
     again = full_vocab_generator.generate(greedy(follow, 5, cache_key="full"))
     assert await collect(again) == greedy_reference(full_vocab_generator, follow, 5)
     assert again.usage.cached_tokens == len(prompt) + len(tokens) - 1
+
+
+@pytest.mark.parametrize("rows", [[1, 2], [2, 0]], ids=["consecutive", "scattered"])
+def test_a_pass_writes_and_reads_each_rows_own_slot(rows: list[int]) -> None:
+    """Rows in consecutive slots are read as a view of the cache, scattered ones as a
+    copy; either way each row sees its own slot's keys, the new ones included."""
+    config = GptOssConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=16, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=8, sliding_window=4,
+    )  # fmt: skip
+    cache = SlotCache(
+        config, num_slots=3, length=16, device=torch.device("cpu"), dtype=torch.float32
+    )
+    for layer in (*cache.keys, *cache.values):
+        layer.copy_(torch.randn(layer.shape))
+    positions = torch.tensor([[5], [3]])
+    step = _StepCache(
+        cache, torch.tensor(rows), positions, {"full_attention": 0, "sliding_attention": 0}
+    )
+    new_keys, new_values = torch.randn(2, 1, 1, 8), torch.randn(2, 1, 1, 8)
+    keys, values = step.update(new_keys, new_values, 0)
+    for i, row in enumerate(rows):
+        position = int(positions[i, 0])
+        assert torch.equal(cache.keys[0][row, :, position], new_keys[i, :, 0])
+        assert torch.equal(cache.values[0][row, :, position], new_values[i, :, 0])
+        assert torch.equal(keys[i], cache.keys[0][row, :, :6])
+        assert torch.equal(values[i], cache.values[0][row, :, :6])
+    is_view = keys.data_ptr() == cache.keys[0][rows[0]].data_ptr()
+    assert is_view == (rows == [1, 2])

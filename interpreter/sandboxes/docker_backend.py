@@ -73,16 +73,20 @@ LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}
 # fork bomb's copies crash by the hundred (ZMQ cannot start their threads).
 NO_CORE_DUMPS = [docker.types.Ulimit(name="core", soft=0, hard=0)]
 # Under gVisor's ptrace platform every sandboxed task costs host tasks and gVisor memory:
-# 33 MiB for each fork of a kernel with the default pre-imports, and host tasks that
-# outlive the sandboxed ones for a while (a fork bomb of 64 tasks peaked at 1,137 host
-# tasks, and once crossed a limit of 1,792). So gVisor sandboxes get at most
-# GVISOR_MAX_PROCESSES tasks (threads count, as for RLIMIT_NPROC anywhere), and the
-# host's limits room for them, for gVisor itself and for the address-space slack: a
-# sandbox that crossed the host's limits would be ended whole. The agent holds the
-# sandbox's memory below the host's limit (its MemoryGuard), by GVISOR_GUARD_MARGIN:
-# room for the agent to act in, as a fork bomb grew by about 2 GiB a second here.
-GVISOR_MAX_PROCESSES = 64
-GVISOR_HOST_TASKS_PER_PROCESS = 64
+# 33 MiB for each fork of a kernel with the default pre-imports, and host stub tasks
+# that outlive the sandboxed ones, as copies that are killed and forked again leave
+# theirs behind. A fork bomb of 64 tasks peaked at 1,349 to 3,946 host tasks, and once
+# in about ten runs reached the host's limit of 4,352: runsc could not start a stub and
+# panicked, ending the sandbox. One of 32 tasks peaked at 565 to 760, and ended sooner
+# (bench/gvisor_memory.py --arms tasks). So gVisor sandboxes get at most
+# GVISOR_MAX_PROCESSES tasks (threads count, as for RLIMIT_NPROC anywhere), under the
+# same host limit, and the host's limits room for them, for gVisor itself and for the
+# address-space slack: a sandbox that crossed the host's limits would be ended whole.
+# The agent holds the sandbox's memory below the host's limit (its MemoryGuard), by
+# GVISOR_GUARD_MARGIN: room for the agent to act in, as a fork bomb grew by about 2 GiB
+# a second here.
+GVISOR_MAX_PROCESSES = 32
+GVISOR_HOST_TASKS_PER_PROCESS = 128
 GVISOR_HOST_TASKS_BASE = 256
 GVISOR_MEMORY_PER_PROCESS_BYTES = 40 << 20
 GVISOR_MEMORY_BASE_BYTES = 256 << 20
@@ -112,6 +116,10 @@ def host_connection_file(run_root: Path, sandbox_id: str) -> Path:
 
 class DockerSandboxBackend:
     """Creates, lists and destroys sandbox containers on one Docker engine."""
+
+    # Class attributes so that bench/gvisor_memory.py can measure other sizes.
+    gvisor_max_processes = GVISOR_MAX_PROCESSES
+    gvisor_host_tasks_per_process = GVISOR_HOST_TASKS_PER_PROCESS
 
     def __init__(
         self,
@@ -314,14 +322,14 @@ class DockerSandboxBackend:
                 "memswap_limit": spec.memory_limit_bytes + files,
                 "environment": {},
             }
-        processes = min(spec.pids_limit, GVISOR_MAX_PROCESSES)
+        processes = min(spec.pids_limit, self.gvisor_max_processes)
         address_space = spec.memory_limit_bytes + GVISOR_ADDRESS_SPACE_SLACK_BYTES
         # What the sandbox may use in all: more than one process may take, so a hog
         # meets its MemoryError first, and room for every task's cost in gVisor.
         sandbox_memory = address_space + files + GVISOR_MEMORY_PER_PROCESS_BYTES * processes
         host_memory = sandbox_memory + GVISOR_MEMORY_BASE_BYTES + GVISOR_GUARD_MARGIN_BYTES
         return {
-            "pids_limit": GVISOR_HOST_TASKS_BASE + GVISOR_HOST_TASKS_PER_PROCESS * processes,
+            "pids_limit": GVISOR_HOST_TASKS_BASE + self.gvisor_host_tasks_per_process * processes,
             "mem_limit": host_memory,
             "memswap_limit": host_memory,
             "environment": {

@@ -234,9 +234,9 @@ class _StepCache:
         self.single = rows.numel() == 1
         # Rows that are consecutive slots (the runner packs its busy slots to the
         # front, so a pass of every decoding row usually is) are read as one view.
-        first = int(rows[0])
-        self.consecutive = bool(torch.equal(rows, torch.arange(first, first + rows.numel())))
-        self.first_row = first
+        listed = rows.tolist()
+        self.first_row = listed[0]
+        self.consecutive = listed == list(range(self.first_row, self.first_row + len(listed)))
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
@@ -265,8 +265,8 @@ class _StepCache:
                 keys[self.first_row : after, :, start : self.end],
                 values[self.first_row : after, :, start : self.end],
             )
-        # Otherwise, index_select copies each row's span whole: 3-4 times faster on a CPU than the
-        # same gather spelled as advanced indexing, which goes element by element.
+        # Otherwise index_select copies each row's span whole: 3-4 times faster on a CPU
+        # than the same gather spelled as advanced indexing, which goes element by element.
         return (
             torch.index_select(keys[:, :, start : self.end], 0, self.rows),
             torch.index_select(values[:, :, start : self.end], 0, self.rows),

@@ -36,6 +36,8 @@ class SandboxRecord:
     #: Why it has stopped for good (exited), in words; None while it runs or may run
     #: again (being created, paused).
     stopped_because: str | None = None
+    #: The OCI runtime that runs it: "runc" or "runsc" (gVisor).
+    runtime: str = "runc"
 
 
 @dataclass(frozen=True)

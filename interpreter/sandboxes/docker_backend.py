@@ -304,7 +304,9 @@ class DockerSandboxBackend:
             if isinstance(exc, docker.errors.APIError | docker.errors.ImageNotFound):
                 raise SandboxError(f"could not start a sandbox container: {exc}") from exc
             raise engine_unavailable(exc) from exc
-        return SandboxRecord(sandbox_id, run_dir, host_file, labels, running=True)
+        return SandboxRecord(
+            sandbox_id, run_dir, host_file, labels, running=True, runtime=self.runtime
+        )
 
     def _limits(self, spec: SandboxSpec) -> dict[str, Any]:
         """The container's pids and memory limits, and what the agent must enforce.
@@ -381,6 +383,7 @@ class DockerSandboxBackend:
             labels,
             running=details.get("Status") == "running",
             stopped_because=_why_stopped(details),
+            runtime=self.runtime,
         )
 
     async def ping(self) -> None:

@@ -35,8 +35,13 @@ OutputCallback = Callable[[Output], Awaitable[None]]
 # How long to wait for the kernel to begin an execution that is to be interrupted: it is
 # idle (executions are serialised), so only a kernel that is stuck takes this long.
 START_GRACE_S = 10.0
-# How long to wait for the kernel to come back from an interrupt before restarting it.
-INTERRUPT_GRACE_S = 3.0
+# How long to wait for the kernel to come back from an interrupt before restarting it
+# (which loses its variables), by runtime. gVisor traps every system call of the
+# kernel's reply (its round trip is about three times runc's), and on a machine slowed
+# to about half its speed an interrupted endless loop under runsc was not back in 3 s:
+# it lost its state in a full-suite run. The grace only delays the restart of a kernel
+# that ignores interrupts.
+INTERRUPT_GRACE_S = {"runc": 3.0, "runsc": 10.0}
 # ... interrupting it again this often meanwhile.
 INTERRUPT_REPEAT_S = 0.5
 # How often an execution the kernel aborted unrun (see Sandbox.execute) is sent again.
@@ -311,7 +316,7 @@ class Sandbox:
         sent_at: float,
         seen: Progress,
     ) -> tuple[str, int | None] | str:
-        """Interrupt until the execution ends, for up to INTERRUPT_GRACE_S; then
+        """Interrupt until the execution ends, for up to the runtime's INTERRUPT_GRACE_S; then
         'timeout'.
 
         An interrupt stops only the user's code: inside the kernel, one that lands
@@ -327,7 +332,9 @@ class Sandbox:
             )
             if outcome != "started":
                 return outcome
-        deadline = time.monotonic() + INTERRUPT_GRACE_S
+        deadline = time.monotonic() + INTERRUPT_GRACE_S.get(
+            self.record.runtime, INTERRUPT_GRACE_S["runc"]
+        )
         while True:
             await self.agent.interrupt()
             attempt_end = min(deadline, time.monotonic() + INTERRUPT_REPEAT_S)

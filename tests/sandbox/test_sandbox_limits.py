@@ -11,7 +11,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from interpreter.sandboxes.agent import AGENT_CONNECTIONS, AgentClient
-from interpreter.sandboxes.docker_backend import GVISOR, GVISOR_MAX_PROCESSES
+from interpreter.sandboxes.docker_backend import (
+    GVISOR,
+    GVISOR_MAX_PROCESSES,
+    DockerSandboxBackend,
+)
 from interpreter.sandboxes.outputs import Output, StreamOutput
 from interpreter.sandboxes.sandbox import STATE_LOST_NOTICE, Sandbox
 
@@ -187,8 +191,14 @@ async def test_fork_bomb_is_contained(start_sandbox: StartSandbox, runtime: str)
     assert int(after.stdout) == 2
 
 
-async def test_endless_loop_is_interrupted_and_state_kept(start_sandbox: StartSandbox) -> None:
+async def test_endless_loop_is_interrupted_and_state_kept(
+    start_sandbox: StartSandbox, backend: DockerSandboxBackend, runtime: str
+) -> None:
     sandbox = await start_sandbox()
+    # How long an interrupt is given follows the runtime, which the records carry, the
+    # new one and the listed one alike (a restarted service adopts listed ones).
+    listed = [record for record in await backend.list() if record.id == sandbox.id]
+    assert [record.runtime for record in listed] == [runtime] and sandbox.record.runtime == runtime
     await sandbox.execute("x = 'kept'", timeout_s=30)
     looped = await sandbox.execute("while True: pass", timeout_s=1)
     assert looped.status == "timeout"

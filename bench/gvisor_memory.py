@@ -103,16 +103,19 @@ async def one_run(backend: DockerSandboxBackend, settings: Settings) -> dict[str
     tasks_file = cgroup_file(container.id, "pids.current", "pids.current", "pids")
     tasks_limit_file = cgroup_file(container.id, "pids.max", "pids.max", "pids")
     limit = int(limit_file.read_text()) if limit_file else None
+    tasks_limit = int(tasks_limit_file.read_text()) if tasks_limit_file else None
     peak: int | None = None
     peak_tasks: int | None = None
 
     async def watch_peak() -> None:
         # Read as it goes: a sandbox the host ends takes its cgroup with it.
         nonlocal peak, peak_tasks
-        while peak_file is not None and tasks_file is not None:
+        while peak_file is not None or tasks_file is not None:
             try:
-                peak = int(peak_file.read_text())
-                peak_tasks = max(peak_tasks or 0, int(tasks_file.read_text()))
+                if peak_file is not None:
+                    peak = int(peak_file.read_text())
+                if tasks_file is not None:
+                    peak_tasks = max(peak_tasks or 0, int(tasks_file.read_text()))
             except (OSError, ValueError):
                 return
             await asyncio.sleep(0.1)
@@ -140,7 +143,7 @@ async def one_run(backend: DockerSandboxBackend, settings: Settings) -> dict[str
             "peak_mib": None if peak is None else peak >> 20,
             "host_limit_mib": None if limit is None else limit >> 20,
             "peak_host_tasks": peak_tasks,
-            "host_tasks_limit": int(tasks_limit_file.read_text()) if tasks_limit_file else None,
+            "host_tasks_limit": tasks_limit,
             "lost": not state["Running"],
             "exit_code": None if state["Running"] else state["ExitCode"],
             "oom_killed": bool(state["OOMKilled"]),

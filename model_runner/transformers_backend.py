@@ -223,20 +223,17 @@ class _StepCache:
     """
 
     def __init__(
-        self, slots: SlotCache, rows: torch.Tensor, positions: torch.Tensor, spans: dict[str, int]
+        self, slots: SlotCache, rows: list[int], positions: torch.Tensor, spans: dict[str, int]
     ) -> None:
         self.slots = slots
-        self.rows = rows  # (B,) slot indices
+        self.rows = torch.tensor(rows, device=positions.device)  # (B,) slot indices
         self.positions = positions  # (B, q) the positions being written
         self.spans = spans  # layer type -> first key position attention reads
         self.end = int(positions.max()) + 1
-        # One row: its positions are a contiguous run, written and read as views.
-        self.single = rows.numel() == 1
-        # Rows that are consecutive slots (the runner packs its busy slots to the
-        # front, so a pass of every decoding row usually is) are read as one view.
-        listed = rows.tolist()
-        self.first_row = listed[0]
-        self.consecutive = listed == list(range(self.first_row, self.first_row + len(listed)))
+        # Rows in consecutive slots (one row, or every decoding row once the runner has
+        # packed its busy slots to the front) are read as one view of the cache.
+        self.first_row, self.after_row = rows[0], rows[0] + len(rows)
+        self.consecutive = rows == list(range(self.first_row, self.after_row))
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
@@ -244,26 +241,22 @@ class _StepCache:
     ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         keys, values = self.slots.keys[layer_idx], self.slots.values[layer_idx]
         start = self.spans[self.slots.layer_types[layer_idx]]
-        if self.single:
-            row = int(self.rows[0])
+        if self.after_row - self.first_row == 1:
+            # One row: its positions are a contiguous run, written as a view.
             first = int(self.positions[0, 0])
             count = key_states.shape[-2]
-            keys[row, :, first : first + count] = key_states[0]
-            values[row, :, first : first + count] = value_states[0]
-            return (
-                keys[row : row + 1, :, start : self.end],
-                values[row : row + 1, :, start : self.end],
-            )
-        # Several rows, each at its own positions (padding included: a padded row writes
-        # past its end, where nothing is read until real tokens overwrite it).
-        rows = self.rows.unsqueeze(1)
-        keys[rows, :, self.positions] = key_states.transpose(1, 2)
-        values[rows, :, self.positions] = value_states.transpose(1, 2)
+            keys[self.first_row, :, first : first + count] = key_states[0]
+            values[self.first_row, :, first : first + count] = value_states[0]
+        else:
+            # Several rows, each at its own positions (padding included: a padded row
+            # writes past its end, where nothing is read until real tokens overwrite it).
+            rows = self.rows.unsqueeze(1)
+            keys[rows, :, self.positions] = key_states.transpose(1, 2)
+            values[rows, :, self.positions] = value_states.transpose(1, 2)
         if self.consecutive:
-            after = self.first_row + self.rows.numel()
             return (
-                keys[self.first_row : after, :, start : self.end],
-                values[self.first_row : after, :, start : self.end],
+                keys[self.first_row : self.after_row, :, start : self.end],
+                values[self.first_row : self.after_row, :, start : self.end],
             )
         # Otherwise index_select copies each row's span whole: 3-4 times faster on a CPU
         # than the same gather spelled as advanced indexing, which goes element by element.
@@ -742,7 +735,7 @@ class TransformersGenerator:
             mask = torch.zeros(visible.shape, dtype=self.dtype, device=self.device)
             mask.masked_fill_(~visible, torch.finfo(self.dtype).min)
             masks[layer_type] = mask.unsqueeze(1)  # (B, 1, q, keys)
-        cache = _StepCache(self.slots, torch.tensor(rows, device=self.device), positions, spans)
+        cache = _StepCache(self.slots, rows, positions, spans)
         hidden = self._decoder(
             input_ids=torch.tensor(tokens, device=self.device),
             position_ids=positions,

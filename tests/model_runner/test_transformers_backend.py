@@ -360,9 +360,7 @@ def test_a_pass_writes_and_reads_each_rows_own_slot(rows: list[int]) -> None:
     for layer in (*cache.keys, *cache.values):
         layer.copy_(torch.randn(layer.shape))
     positions = torch.tensor([[5], [3]])
-    step = _StepCache(
-        cache, torch.tensor(rows), positions, {"full_attention": 0, "sliding_attention": 0}
-    )
+    step = _StepCache(cache, rows, positions, {"full_attention": 0, "sliding_attention": 0})
     new_keys, new_values = torch.randn(2, 1, 1, 8), torch.randn(2, 1, 1, 8)
     keys, values = step.update(new_keys, new_values, 0)
     for i, row in enumerate(rows):

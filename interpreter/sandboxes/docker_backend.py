@@ -191,8 +191,12 @@ class DockerSandboxBackend:
     def _remove_stray_run_dirs(self) -> None:
         """Run folders that no container uses: left by a service killed between making a
         folder and starting its container, or by an engine that lost its containers.
-        Their tmpfs would otherwise stay mounted for good. Recent ones may be another
-        process's sandbox being born, and stay."""
+        Their tmpfs would otherwise stay mounted for good.
+
+        This service's own go at any age: one process serves a service name at a time
+        (re-adoption removes every container of the name it does not know), so nothing
+        of its name is being born now. Another service's recent ones may be, and stay.
+        """
         if not self.run_root.is_dir():
             return
         in_use = {
@@ -201,18 +205,24 @@ class DockerSandboxBackend:
                 all=True, filters={"label": LABEL_SANDBOX}
             )
         }
-        for path in self.run_root.iterdir():
-            # A sandbox is its folder and, beside it, the host's ID.kernel.json.
-            folder = path.with_name(path.name.removesuffix(".kernel.json"))
+        # A sandbox is its folder and, beside it, the host's ID.kernel.json.
+        sandbox_ids = {
+            path.name.removesuffix(".kernel.json")
+            for path in self.run_root.iterdir()
+            if path.is_dir() or path.name.endswith(".kernel.json")
+        }
+        for sandbox_id in sandbox_ids:
+            folder = self.run_root / sandbox_id
+            host_file = host_connection_file(self.run_root, sandbox_id)
             if str(folder) in in_use:
                 continue
-            with contextlib.suppress(OSError):
-                if time.time() - path.stat().st_mtime <= STRAY_AGE_S:
-                    continue
-                if path.is_dir():
-                    _remove_run_dir(path)
-                elif path.name.endswith(".kernel.json") and not folder.exists():
-                    path.unlink()
+            if _made_by(host_file) != self.service_name:
+                with contextlib.suppress(OSError):
+                    found = folder if folder.exists() else host_file
+                    if time.time() - found.stat().st_mtime <= STRAY_AGE_S:
+                        continue
+            _remove_run_dir(folder)
+            host_file.unlink(missing_ok=True)
 
     async def create(self, spec: SandboxSpec) -> SandboxRecord:
         return await asyncio.to_thread(self._create, spec)
@@ -220,18 +230,22 @@ class DockerSandboxBackend:
     def _create(self, spec: SandboxSpec) -> SandboxRecord:
         sandbox_id = secrets.token_hex(8)
         run_dir = self.run_root / sandbox_id
-        run_dir.mkdir(parents=True, mode=0o700)
-        _mount_small_tmpfs(run_dir)
         key = secrets.token_hex(32)
-        (run_dir / "kernel.json").write_text(
-            json.dumps(connection_info(f"{CONTAINER_RUN_DIR}/{SOCKET_DIR}/kernel", key))
-        )
         # The host's copy lives beside the run folder, not in it: the sandbox can write
         # its run folder, and a file there could be made to say anything (or to be
         # unreadable) by the time a restarted service reads it to re-adopt the sandbox.
+        # Written first, naming this service: a restart after a kill from here until the
+        # container exists knows the folder for its own leftover, whatever its age.
+        self.run_root.mkdir(parents=True, exist_ok=True)
         host_file = host_connection_file(self.run_root, sandbox_id)
-        host_file.write_text(json.dumps(connection_info(str(run_dir / SOCKET_DIR / "kernel"), key)))
-        host_file.chmod(0o600)
+        host_info = connection_info(str(run_dir / SOCKET_DIR / "kernel"), key)
+        with os.fdopen(os.open(host_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            json.dump({**host_info, MADE_BY: self.service_name}, f)
+        run_dir.mkdir(mode=0o700)
+        _mount_small_tmpfs(run_dir)
+        (run_dir / "kernel.json").write_text(
+            json.dumps(connection_info(f"{CONTAINER_RUN_DIR}/{SOCKET_DIR}/kernel", key))
+        )
         agent_as_root = self.runtime == GVISOR and os.geteuid() == 0
         if agent_as_root:
             # The agent's (root's, inside gVisor): the kernel only passes through to its
@@ -487,8 +501,11 @@ def host_owner_of_id(uid: int) -> str | None:
 # sockets there). As root, it becomes a tiny tmpfs of its own, so a sandbox filling it
 # fills a megabyte, not the host's disk. Without the right to mount (a non-root service,
 # or the compose stack's api container) it stays a plain folder.
-STRAY_AGE_S = 60.0
 RUN_DIR_TMPFS_OPTIONS = "size=1m,nr_inodes=256,mode=0700,nosuid,nodev,noexec"
+# Another service's run folder with no container may be a sandbox being born until then.
+STRAY_AGE_S = 60.0
+# The key, in the host's connection file, naming the service that made the sandbox.
+MADE_BY = "code_interpreter_service"
 
 
 def _mount_small_tmpfs(run_dir: Path) -> None:
@@ -501,6 +518,16 @@ def _mount_small_tmpfs(run_dir: Path) -> None:
     )
     if result.returncode != 0:
         log.debug("run folder stays on disk (%s)", result.stderr.decode().strip())
+
+
+def _made_by(host_file: Path) -> str | None:
+    """The service that wrote a host connection file (None: unreadable, or not ours)."""
+    try:
+        info = json.loads(host_file.read_text())
+    except (OSError, ValueError):
+        return None
+    made_by = info.get(MADE_BY) if isinstance(info, dict) else None
+    return made_by if isinstance(made_by, str) else None
 
 
 def _remove_run_dir(run_dir: Path) -> None:

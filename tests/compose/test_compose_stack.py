@@ -112,6 +112,10 @@ class Stack:
                 )
             time.sleep(2)
 
+    def logs(self, service: str) -> str:
+        """A service's log, for a failure's message: it says what the service was doing."""
+        return self.run("logs", "--no-color", "--timestamps", service)
+
     def sandboxes(self) -> list[str]:
         return docker_containers(self.service_name)
 
@@ -219,8 +223,8 @@ def test_stopping_the_api_leaves_no_sandbox(stack: Stack) -> None:
     # is still running, so it is not the one that cleaned up).
     stack.run("stop", "api")
     assert stack.state("janitor")["Status"] == "running"
-    assert stack.sandboxes() == []
-    assert stack.run_folders() == []
+    assert stack.sandboxes() == [], stack.logs("api")
+    assert stack.run_folders() == [], stack.logs("api")
 
 
 def test_down_after_a_killed_api_leaves_no_sandbox_and_no_ipc_folder(stack: Stack) -> None:

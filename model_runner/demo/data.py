@@ -21,7 +21,9 @@ module never imports.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import random
+import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -201,7 +203,7 @@ def _phrase(rng: random.Random, phrasings: Phrasings, key: str, **slots: object)
 
 # -- the training phrasings (the evaluation's own are in ``heldout``) ---------------------
 
-PHRASINGS: dict[str, tuple[str, ...]] = {
+_HAND_PHRASINGS: dict[str, tuple[str, ...]] = {
     "arithmetic.add": (
         "What is {a} + {b}?", "{a} + {b}", "{a}+{b}=?", "Compute {a} plus {b}.",
         "Add {a} and {b}.", "what's {a} plus {b}", "Calculate the sum of {a} and {b}.",
@@ -335,6 +337,217 @@ PHRASINGS: dict[str, tuple[str, ...]] = {
         'In "{s}", how many times does the word "{w}" occur?',
     ),
 }  # fmt: skip
+
+# Composed phrasings: each request's core, as a noun phrase ("the sum of {a} and {b}") and
+# as a verb phrase ("add {a} and {b}"), in frames any request can take. Frames times cores
+# give each family dozens of phrasings besides the hand-written ones, so that the model
+# learns a request by its core rather than by one sentence around it.
+_NOUN_FRAMES = (
+    "What is {core}?", "what's {core}", "Tell me {core}.", "I need {core}.",
+    "Can you give me {core}?", "Find {core}.", "{Core}?", "Could you work out {core}?",
+    "I'd like to know {core}.", "Give me {core}, please.", "Do you know {core}?",
+    "Please find {core}.", "Show me {core}.", "I want {core}.", "Get me {core}.",
+)  # fmt: skip
+_VERB_FRAMES = (
+    "{Core}.", "Please {core}.", "Can you {core}?", "Could you {core}?", "{Core} for me.",
+    "I need you to {core}.", "Help me {core}.", "Go ahead and {core}.", "Would you {core}?",
+    "Let's {core}.", "I'd like you to {core}.", "Now {core}.", "{core} please",
+)  # fmt: skip
+_CORES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # key: (noun cores, verb cores)
+    "arithmetic.add": (
+        ("{a} + {b}", "{a} plus {b}", "the sum of {a} and {b}", "the total of {a} and {b}",
+         "{a} added to {b}"),
+        ("add {a} and {b}", "add {b} to {a}", "work out {a} + {b}", "compute {a} plus {b}"),
+    ),
+    "arithmetic.sub": (
+        ("{a} - {b}", "{a} minus {b}", "the difference between {a} and {b}",
+         "{a} take away {b}", "{b} subtracted from {a}"),
+        ("subtract {b} from {a}", "work out {a} - {b}", "compute {a} minus {b}",
+         "take {b} from {a}"),
+    ),
+    "arithmetic.mul": (
+        ("{a} * {b}", "{a} times {b}", "the product of {a} and {b}",
+         "{a} multiplied by {b}"),
+        ("multiply {a} by {b}", "multiply {a} and {b}", "work out {a} * {b}",
+         "compute {a} times {b}"),
+    ),
+    "state.set": (
+        (),
+        ("set {v} to {n}", "assign {n} to {v}", "store {n} in {v}", "make {v} equal to {n}",
+         "define {v} as {n}", "save {n} as {v}", "put {n} in a variable {v}"),
+    ),
+    "state.square": (
+        ("{v} squared", "the square of {v}", "{v} to the power of 2", "{v} ** 2"),
+        ("square {v}", "compute {v} squared", "raise {v} to the power of 2"),
+    ),
+    "state.cube": (
+        ("{v} cubed", "the cube of {v}", "{v} to the power of 3", "{v} ** 3"),
+        ("cube {v}", "compute {v} cubed", "raise {v} to the power of 3"),
+    ),
+    "state.times": (
+        ("{v} times {k}", "{v} * {k}", "{v} multiplied by {k}", "the product of {v} and {k}"),
+        ("multiply {v} by {k}", "compute {v} * {k}"),
+    ),
+    "state.plus": (
+        ("{v} plus {k}", "{v} + {k}", "the sum of {v} and {k}"),
+        ("add {k} to {v}", "compute {v} + {k}"),
+    ),
+    "state.minus": (
+        ("{v} minus {k}", "{v} - {k}", "{v} take away {k}"),
+        ("subtract {k} from {v}", "compute {v} - {k}"),
+    ),
+    "plot.plot": (
+        ("a plot of {f} from {a} to {b}", "a graph of {f} between {a} and {b}",
+         "{f} plotted from {a} to {b}", "a chart of y = {f} for x in [{a}, {b}]"),
+        ("plot {f} from {a} to {b}", "draw {f} for x from {a} to {b}",
+         "graph {f} between {a} and {b}", "plot y = {f} on [{a}, {b}]",
+         "make a chart of {f} from {a} to {b}"),
+    ),
+    "csv.summary": (
+        ("a summary of {f}: rows, columns and the mean of {c}",
+         "the rows, the columns and the mean {c} of {f}",
+         "the shape and columns of {f}, and the average {c}",
+         "the size of {f} and its mean {c}"),
+        ("summarise {f} with the mean of {c}", "describe {f} and the mean of {c}",
+         "load {f} and report its rows, columns and average {c}",
+         "look at {f}: rows, columns, mean {c}", "read {f} and give the mean of {c}"),
+    ),
+    "primes_fib.primes": (
+        ("the number of primes below {n}", "the count of primes under {n}",
+         "how many primes are below {n}", "the number of prime numbers less than {n}"),
+        ("count the primes below {n}", "count the prime numbers under {n}",
+         "work out how many primes are less than {n}"),
+    ),
+    "primes_fib.fib": (
+        ("the {o} Fibonacci number", "Fibonacci number {n}", "fib({n})",
+         "the Fibonacci number at position {n}", "F({n}) of the Fibonacci sequence"),
+        ("compute the {o} Fibonacci number", "find Fibonacci number {n}",
+         "calculate fib({n})"),
+    ),
+    "file.file": (
+        ("a file {f} with the {kind} of {a} to {b}",
+         "the {kind} of {a} to {b} written to {f}"),
+        ("write the {kind} of {a} to {b} to {f}", "save the {kind} from {a} to {b} in {f}",
+         "put the {kind} of {a} through {b} into {f}",
+         "create {f} holding the {kind} of {a} to {b}",
+         "store the {kind} of {a} to {b} in {f}, one per line"),
+    ),
+    "stats.all": (
+        ("the mean, median, standard deviation, min and max of {xs}",
+         "statistics for {xs}", "the basic stats of {xs}", "a statistical summary of {xs}"),
+        ("summarise {xs}", "describe the numbers {xs}", "compute the statistics of {xs}"),
+    ),
+    "stats.mean": (
+        ("the mean of {xs}", "the average of {xs}", "the arithmetic mean of {xs}"),
+        ("average {xs}", "compute the mean of {xs}"),
+    ),
+    "stats.median": (
+        ("the median of {xs}", "the middle value of {xs}"),
+        ("compute the median of {xs}", "find the median of the numbers {xs}"),
+    ),
+    "stats.stdev": (
+        ("the standard deviation of {xs}", "the std of {xs}", "the stdev of {xs}"),
+        ("compute the standard deviation of {xs}",),
+    ),
+    "stats.minmax": (
+        ("the min and max of {xs}", "the minimum and maximum of {xs}",
+         "the lowest and highest of {xs}"),
+        ("find the min and max of {xs}",),
+    ),
+    "dates.between": (
+        ("the number of days between {d1} and {d2}", "the days from {d1} to {d2}",
+         "how many days there are between {d1} and {d2}"),
+        ("count the days between {d1} and {d2}", "work out the days from {d1} to {d2}"),
+    ),
+    "dates.weekday": (
+        ("the weekday of {d}", "the day of the week of {d}",
+         "which day of the week {d} was"),
+        ("find the weekday of {d}", "check which day of the week {d} is"),
+    ),
+    "words.sort": (
+        ('the words of "{s}" in alphabetical order', "an alphabetical sort of '{s}'"),
+        ('sort the words in "{s}" alphabetically', "alphabetize '{s}'",
+         'put the words of "{s}" in alphabetical order'),
+    ),
+    "words.count": (
+        ('the number of words in "{s}"', "the word count of '{s}'"),
+        ('count the words in "{s}"', "count how many words '{s}' has"),
+    ),
+    "words.count_word": (
+        ('the number of times "{w}" appears in "{s}"', "how often '{w}' occurs in '{s}'"),
+        ('count how many times "{w}" appears in "{s}"',
+         "count the occurrences of '{w}' in '{s}'"),
+    ),
+}  # fmt: skip
+
+
+def _composed(key: str) -> tuple[str, ...]:
+    nouns, verbs = _CORES[key]
+
+    def fill(frame: str, core: str) -> str:
+        # str.format would read the core's own {slots}: the frames' slots go first.
+        return frame.replace("{core}", core).replace("{Core}", core[0].upper() + core[1:])
+
+    return tuple(fill(f, c) for c in nouns for f in _NOUN_FRAMES) + tuple(
+        fill(f, c) for c in verbs for f in _VERB_FRAMES
+    )
+
+
+def normalised(template: str) -> str:
+    """A phrasing as casual typing could turn it: lower case, no closing punctuation."""
+    return re.sub(r"[\s.?!]+$", "", template.strip().lower())
+
+
+def phrasing_digest(template: str) -> str:
+    return hashlib.sha256(normalised(template).encode()).hexdigest()[:16]
+
+
+# The evaluation's phrasings (``heldout.PHRASINGS``), normalised and hashed, so that no
+# training phrasing can equal one, even as casual typing turns it, without this module
+# holding or importing them. Frames and cores compose some of them (the held-out set
+# uses such frames too); those are dropped. tests/demo keeps this set equal to the
+# held-out set's.
+EVALUATION_ONLY = frozenset({
+    "041837ca7df7c8a5", "08e3f246dc099389", "0c52be5c8ba4c492", "0cfe0ce155e16bd5",
+    "0d49af708bf424b1", "106553689fbf655f", "18454f1a16536fc5", "1ac0f43e34d5e0f4",
+    "1dc538d9af3ba614", "2bec8f84233d0182", "2d3e253621db85f2", "2ee71a79279e55cb",
+    "2ef72befbb9a5f18", "3432f06246ed06a5", "3640970cc695528d", "36d8ced793bb4b3b",
+    "3935c9c202667766", "3ea73567efa660d7", "4455f26b1c43e107", "457ec3a666d2dcf8",
+    "45e6150fdd61faf5", "477cec8691798a55", "4e9ac0858b4f5031", "528688dbeae05cba",
+    "5760f10a4789334e", "57f4c159860fa480", "5816f7b8e76ec99f", "58480810a3629196",
+    "5856e6e500ee97d7", "5a1b006c7f734853", "5c5f4723acdb8e5a", "5ffcc0d217da0fda",
+    "636f5a664cfa1f9b", "63c5b76da837a281", "6b041c8fe3bebd7c", "6cbff1a0e8cc385f",
+    "6e6ca7c3aa846271", "7175e03c65fb9d91", "74417e61b0ade1a4", "7781e3066fc52091",
+    "79f7f78283c84e52", "7c2deb0b9ebbfaf5", "7c8e015ed30107a8", "7d3d8ba19645e54a",
+    "7efba3f0ff6e73b7", "7f2ba1712c5ce1ff", "83ad28f08d30b890", "841f6690bdd2cdcd",
+    "85cefc14b40cc5f5", "89c6dfc09904227a", "8fb9c0b44fcad167", "9325d6e560052cf4",
+    "944c09dd72afc2d2", "9c816257e3541fdb", "9d2e18ef85a295bd", "a0284bf6650780ce",
+    "a179dd7402b286cd", "a4881a89d93bd672", "a5da7404e24f8202", "a993f058b2f6deb6",
+    "ae3b0fddacf030c7", "b20bd43ec0b90a46", "b81176a89405a87a", "bbfe894aaafb5652",
+    "bfe6b66e4e29eecc", "c43fe0c64fa1ebcc", "c7099b9749b2e82d", "c9131afe97e2b6ec",
+    "c9745579a78aa629", "ccb2beff1dc09179", "cce80baa4e94811c", "cffcc251c936eae9",
+    "d200b3fbaf60ee04", "d3c66618d595ecf8", "db3bac91ab319ea6", "dbc4ee155b97e11a",
+    "e2f28c99c2f5b02f", "f022a067fb815fcb", "f4ca5979fb4ba7fa", "f54b23e7744aac0b",
+    "f55b9ed8fcb570a5", "f885f41ee6a5adc0", "fb884ae5358c5a2d", "fbefead28d8cf8ca",
+})  # fmt: skip
+
+
+def _training_phrasings() -> dict[str, tuple[str, ...]]:
+    """The hand-written phrasings and the composed ones, about half of each drawn: the
+    hand-written ones are repeated to weigh as much as the composed ones."""
+    phrasings = {}
+    for key, hand in _HAND_PHRASINGS.items():
+        composed = tuple(
+            p
+            for p in dict.fromkeys(_composed(key))
+            if p not in hand and phrasing_digest(p) not in EVALUATION_ONLY
+        )
+        phrasings[key] = hand * max(1, len(composed) // len(hand)) + composed
+    return phrasings
+
+
+PHRASINGS: dict[str, tuple[str, ...]] = _training_phrasings()
 
 # A casual user's additions to a request (training only: the evaluation's phrasings are
 # used exactly as written).

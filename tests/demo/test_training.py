@@ -44,7 +44,14 @@ def _samples() -> list[data.Conversation]:
     rng = random.Random(7)
     mixed = [data.mixed_conversation(rng, n, mix=data.Mix(hand_cell_rate=0.5)) for n in (1, 6, 12)]
     truncated = dataclasses.replace(mixed[-1], hidden_turns=4)
-    return [*mixed, truncated, *data.conversations(data.EVAL_SEED, len(data.FAMILIES))]
+    # Instructions (a developer message) whatever the seed drew.
+    instructed = dataclasses.replace(mixed[1], instructions=data.INSTRUCTIONS[0])
+    return [
+        *mixed,
+        truncated,
+        instructed,
+        *data.conversations(data.EVAL_SEED, len(data.FAMILIES)),
+    ]
 
 
 def test_conversations_parse_back_and_only_the_assistants_messages_are_learnt(
@@ -89,8 +96,11 @@ def test_a_truncated_conversation_shows_its_later_turns_only() -> None:
 
 
 def test_training_never_sees_the_evaluations_phrasings() -> None:
-    for key, templates in heldout.PHRASINGS.items():
-        assert not set(templates) & set(data.PHRASINGS[key]), key
+    held_out = [t for templates in heldout.PHRASINGS.values() for t in templates]
+    # Not even as casual typing turns them (lower case, no full stop), in any family.
+    trained = {data.normalised(t) for templates in data.PHRASINGS.values() for t in templates}
+    assert not {data.normalised(t) for t in held_out} & trained
+    assert data.EVALUATION_ONLY == {data.phrasing_digest(t) for t in held_out}
     for family in data.FAMILIES:
         keys = [k for k in data.PHRASINGS if k.startswith(f"{family}.")]
         assert sum(len(data.PHRASINGS[k]) for k in keys) >= 8, family

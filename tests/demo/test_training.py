@@ -14,6 +14,7 @@ import dataclasses
 import io
 import json
 import random
+import re
 import subprocess
 import sys
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -33,6 +34,11 @@ NO_PANDAS = data.Mix(
     weights={k: v for k, v in data.Mix().weights.items() if k not in ("csv", "plot")},
     hand_cell_rate=0.4,
 )
+
+
+def normalised(template: str) -> str:
+    """A phrasing as casual typing could turn it: lower case, no closing punctuation."""
+    return re.sub(r"[\s.?!]+$", "", template.strip().lower())
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +102,9 @@ def test_a_truncated_conversation_shows_its_later_turns_only() -> None:
 
 
 def test_training_never_sees_the_evaluations_phrasings() -> None:
-    held_out = [t for templates in heldout.PHRASINGS.values() for t in templates]
+    held_out = {normalised(t) for templates in heldout.PHRASINGS.values() for t in templates}
     # Not even as casual typing turns them (lower case, no full stop), in any family.
-    trained = {data.normalised(t) for templates in data.PHRASINGS.values() for t in templates}
-    assert not {data.normalised(t) for t in held_out} & trained
-    assert data.EVALUATION_ONLY == {data.phrasing_digest(t) for t in held_out}
+    assert not held_out & {normalised(t) for ts in data.PHRASINGS.values() for t in ts}
     for family in data.FAMILIES:
         keys = [k for k in data.PHRASINGS if k.startswith(f"{family}.")]
         assert sum(len(data.PHRASINGS[k]) for k in keys) >= 8, family

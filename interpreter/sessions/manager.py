@@ -178,6 +178,9 @@ class SessionManager:
         self.max_sessions = settings.max_sessions or DEFAULT_MAX_SESSIONS
         self._store = settings.data_dir / "sessions"
         self._reaper: asyncio.Task[None] | None = None
+        # Sandboxes of ended sessions being removed: the removal outlives a cancelled
+        # caller, and ``close`` waits for it.
+        self._discarding: set[asyncio.Future[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -205,6 +208,8 @@ class SessionManager:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        # Removals a cancelled caller (the reaper just now, a request) started.
+        await asyncio.gather(*self._discarding, return_exceptions=True)
         await self.pool.close()
         for session in list(self._sessions.values()):
             if end_sessions:
@@ -460,7 +465,18 @@ class SessionManager:
         self._sessions.pop(session.id, None)
         self._mark_ended(session.info, status, reason, because)
         self.metrics.live_sessions.set(len(self._sessions))
-        await self.factory.discard(session.sandbox)
+        # Shielded: the session is gone from the table already, so a caller cancelled
+        # now (the reaper at shutdown) would leave its container running with nothing
+        # to remove it until the next start.
+        discarding = asyncio.ensure_future(self.factory.discard(session.sandbox))
+        self._discarding.add(discarding)
+        discarding.add_done_callback(self._discarded)
+        await asyncio.shield(discarding)
+
+    def _discarded(self, discarding: asyncio.Future[None]) -> None:
+        self._discarding.discard(discarding)
+        if not discarding.cancelled() and discarding.exception() is not None:
+            log.warning("could not remove a sandbox: %s", discarding.exception())
 
     def _mark_ended(
         self,

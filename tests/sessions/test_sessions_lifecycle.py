@@ -3,15 +3,20 @@ and the health, readiness and metrics endpoints that report on them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import subprocess
 import threading
+from collections.abc import Callable
 
 import openai
 import pytest
 
 from interpreter.config import Settings
+from interpreter.metrics import Metrics
+from interpreter.sandboxes.docker_backend import DockerSandboxBackend
+from interpreter.sessions.manager import SessionManager
 from tests.conftest import docker_containers, wait_until
 from tests.sessions.conftest import StartService
 
@@ -201,6 +206,42 @@ def test_stopping_while_the_pool_fills_leaves_no_container(start_service: StartS
     wait_until(lambda: bool(docker_containers(service.settings.service_name)), timeout_s=60)
     service.server.stop()
     wait_until(lambda: not docker_containers(service.settings.service_name), timeout_s=60)
+
+
+async def test_a_session_ended_by_a_cancelled_caller_still_loses_its_container(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ending a session takes it off the table before its sandbox goes: a caller
+    cancelled in between (the reaper when the service stops) must not leave the
+    container running with nothing to remove it."""
+    settings = make_settings(pool_size=0, preimport="")
+    backend = DockerSandboxBackend.from_settings(settings)
+    manager = SessionManager(settings, backend, Metrics())
+    await manager.start()
+    try:
+        session = await manager.create(owner=None)
+        assert len(docker_containers(settings.service_name)) == 1
+        # The real disconnect, held until the caller has been cancelled.
+        closing, cancelled = asyncio.Event(), asyncio.Event()
+        close = session.sandbox.close
+
+        async def close_after_the_cancel() -> None:
+            closing.set()
+            await cancelled.wait()
+            await close()
+
+        monkeypatch.setattr(session.sandbox, "close", close_after_the_cancel)
+        ending = asyncio.create_task(manager.delete(session.id, None))
+        await closing.wait()
+        ending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await ending
+        cancelled.set()
+    finally:
+        # Sessions are kept for re-adoption; the ended one is not one of them.
+        await manager.close()
+        await backend.close()
+    assert docker_containers(settings.service_name) == []
 
 
 def test_deleting_a_busy_container_ends_its_execution(start_service: StartService) -> None:

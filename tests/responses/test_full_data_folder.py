@@ -80,8 +80,9 @@ def test_a_full_data_folder_refuses_new_writes_and_keeps_what_it_has(
         )
     )
     streamed_id = next(events).response.id  # type: ignore[union-attr]
-    while not under_way.reached.is_set():
-        next(events)
+    # Waited for, not read up to: the last event before the pause can come before the
+    # pause is reached, and then no event follows until the gate opens.
+    assert under_way.reached.wait(60)
     containers_before = set(docker_containers(service_name))
 
     filler = fill(small_disk)

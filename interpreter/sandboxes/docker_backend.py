@@ -221,8 +221,7 @@ class DockerSandboxBackend:
                     found = folder if folder.exists() else host_file
                     if time.time() - found.stat().st_mtime <= STRAY_AGE_S:
                         continue
-            _remove_run_dir(folder)
-            host_file.unlink(missing_ok=True)
+            self._remove_files(sandbox_id)
 
     async def create(self, spec: SandboxSpec) -> SandboxRecord:
         return await asyncio.to_thread(self._create, spec)
@@ -311,10 +310,12 @@ class DockerSandboxBackend:
             )
         except ENGINE_ERRORS as exc:
             # A container the engine made but could not start (a limit its kernel
-            # refused) stays behind, created: remove it with its folder.
-            with contextlib.suppress(SandboxError):
+            # refused) stays behind, created: remove it with its folder; the folder even
+            # when the engine cannot remove the container now.
+            try:
                 self._destroy(sandbox_id)
-            _remove_run_dir(run_dir)
+            except SandboxError:
+                self._remove_files(sandbox_id)
             if isinstance(exc, docker.errors.APIError | docker.errors.ImageNotFound):
                 raise SandboxError(f"could not start a sandbox container: {exc}") from exc
             raise engine_unavailable(exc) from exc
@@ -368,6 +369,10 @@ class DockerSandboxBackend:
                 pass
             except ENGINE_ERRORS as exc:
                 raise engine_unavailable(exc) from exc
+        self._remove_files(sandbox_id)
+
+    def _remove_files(self, sandbox_id: str) -> None:
+        """A sandbox's run folder and, beside it, the host's connection file."""
         _remove_run_dir(self.run_root / sandbox_id)
         host_connection_file(self.run_root, sandbox_id).unlink(missing_ok=True)
 

@@ -2,6 +2,8 @@
 
     python bench/model_concurrency.py                      # the demo model, levels 1,4,8,16
     python bench/model_concurrency.py --model http://...   # any INTERPRETER_MODEL spec
+    python bench/model_concurrency.py --model-process inline  # the model on a thread
+                                                              # of the service's process
 
 Starts ``python -m interpreter serve`` with the model, creates one container per
 conversation up front (container starts are measured by ``bench/sessions.py``, not
@@ -12,7 +14,8 @@ here), and streams requests with the official ``openai`` SDK:
   so c are in flight all along. Aggregate generated tokens/s (``usage.output_tokens``
   over the wall time, until the last response ends), time to first token (the first
   streamed delta of any kind) and whole-response latency, p50/p99; ``cpu``: the
-  service's and the clients' CPU as shares of one core, and how busy the machine was;
+  service's, its model process's (``--model-process own``, the default) and the
+  clients' CPU as shares of one core, and how busy the machine was;
   ``settled_before``: each level starts once the machine is quiet (``until_quiet``),
   since the containers' creation and first executions kept it busy for a while after.
 - ``interactive_under_background``: the time to first token of interactive requests
@@ -98,10 +101,10 @@ async def level(
     workload: Workload,
     c: int,
     seconds: float,
-    service_pid: int,
+    pids: dict[str, int],
 ) -> dict[str, Any]:
     results: list[dict[str, float]] = []
-    cpu = CpuShares(service=service_pid)
+    cpu = CpuShares(**pids)
     started = time.perf_counter()
 
     async def client_loop(box: str) -> None:
@@ -184,6 +187,16 @@ async def interactive_under_background(
     }
 
 
+def model_process_of(service_pid: int) -> int | None:
+    """The service's child running ``python -m model_runner serve``, if it has one."""
+    for task in Path(f"/proc/{service_pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if b"model_runner" in command and b"serve" in command:
+                return int(child)
+    return None
+
+
 async def run(args: argparse.Namespace, base: str, service_pid: int) -> dict[str, Any]:
     levels = [int(x) for x in args.levels.split(",")]
     needed = max(max(levels), 1 + args.background)
@@ -199,11 +212,19 @@ async def run(args: argparse.Namespace, base: str, service_pid: int) -> dict[str
         await asyncio.gather(
             *(one_response(client, model, box, workload.prompt()) for box in containers)
         )
-        result: dict[str, Any] = {"model": model, "load_before": os.getloadavg()}
+        pids = {"service": service_pid}
+        model_pid = model_process_of(service_pid)
+        if model_pid is not None:
+            pids["model_process"] = model_pid
+        result: dict[str, Any] = {
+            "model": model,
+            "model_process": "own" if model_pid is not None else "inline or served",
+            "load_before": os.getloadavg(),
+        }
         result["levels"] = []
         for c in levels:
             settled = await until_quiet()
-            figures = await level(client, model, containers, workload, c, args.seconds, service_pid)
+            figures = await level(client, model, containers, workload, c, args.seconds, pids)
             result["levels"].append({**figures, "settled_before": settled})
         single = result["levels"][0]["aggregate_tokens_per_s"]
         for entry in result["levels"]:
@@ -226,6 +247,12 @@ def main() -> None:
     parser.add_argument("--interactive", type=int, default=20, help="TTFT samples, each way")
     parser.add_argument("--background", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--model-process",
+        choices=["own", "inline"],
+        default="own",
+        help="where a local model runs (INTERPRETER_MODEL_PROCESS)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
         settings = {
@@ -233,6 +260,7 @@ def main() -> None:
             "POOL_SIZE": "0",
             "BACKGROUND_WORKERS": str(args.background),
             "PREIMPORT": "",
+            "MODEL_PROCESS": args.model_process,
         }
         with running_service(Path(tmp), SERVICE_NAME, **settings) as running:
             result = asyncio.run(run(args, running.base, running.pid))

@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # One line per request to the model's process or engine is noise at this level.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # Before any port is bound or any sandbox made, settings that cannot work stop the
     # start with one sentence: the sandboxes' engine, image and limits first (quick),
     # then the model (a local one takes a while to load; a served one must answer).

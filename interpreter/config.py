@@ -97,8 +97,12 @@ class Settings(BaseSettings):
     # Model calls in flight at once. 0: what the engine declares (the built-in runner's
     # batch, llama.cpp's slots, 16 for vLLM and SGLang).
     model_concurrency: int = 0
-    # torch's threads for a model run in this process on a CPU. 0: torch's default (one
-    # per core), except the demo model, which runs best on one.
+    # Where a local model (not a served one) runs: "own", a child process of the
+    # service's (model_runner/process.py), or "inline", a thread of the service's own
+    # process, which then shares one interpreter lock with the API.
+    model_process: Literal["own", "inline"] = "own"
+    # torch's threads for a local model on a CPU. 0: torch's default (one per core),
+    # except the demo model, which runs best on one.
     model_threads: int = 0
     data_dir: Path = REPO_ROOT / ".data"  # the response store and other state
     max_tool_calls: int = 8  # per response, unless the request asks for fewer

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
+import os
+import signal
+import socket
 import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
 
 from model_runner.errors import ModelRunnerError
 from model_runner.loading import load_generator
@@ -31,14 +39,54 @@ def _serve(args: argparse.Namespace) -> int:
             options["context_length"] = args.context_length
     if args.name:
         options["name"] = args.name
+    parent = _Parent(args.control_fd) if args.control_fd is not None else None
     try:
         generator = load_generator(args.model, **options)
     except ModelRunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if parent is not None:
+            parent.report(exc)
         return 2
     logging.getLogger(__name__).info("serving %s", generator.name)
-    uvicorn.run(create_app(generator), host=args.host, port=args.port, log_level=args.log_level)
+    app = create_app(generator)
+    if not args.uds:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+    server = uvicorn.Server(uvicorn.Config(app, uds=args.uds, log_level=args.log_level))
+    if parent is not None:
+        parent.stop = lambda: setattr(server, "should_exit", True)
+    server.run()
+    if parent is not None and parent.gone.is_set():
+        # Nobody is left to remove the socket and the folder it was given.
+        Path(args.uds).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            Path(args.uds).parent.rmdir()
     return 0
+
+
+class _Parent:
+    """The process that started this runner (``model_runner.process``), over a socket
+    it handed down: a start-up failure is written to it, and when it closes (the parent
+    ended, however) this runner stops as if told to."""
+
+    def __init__(self, fd: int) -> None:
+        self.socket = socket.socket(fileno=fd)
+        self.gone = threading.Event()
+        # How to stop when the parent is gone: while the model loads, as SIGTERM would.
+        self.stop: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=self._watch, name="parent-watch", daemon=True).start()
+
+    def report(self, exc: ModelRunnerError) -> None:
+        line = json.dumps({"code": exc.code, "message": str(exc)}) + "\n"
+        with contextlib.suppress(OSError):
+            self.socket.sendall(line.encode())
+
+    def _watch(self) -> None:
+        with contextlib.suppress(OSError):
+            while self.socket.recv(1):
+                pass
+        self.gone.set()
+        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--model", required=True, help="demo, random:tiny, a folder, a hub id")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8001)
+    serve.add_argument("--uds", default=None, help="listen on this unix socket instead")
+    serve.add_argument(
+        "--control-fd",
+        type=int,
+        default=None,
+        help="an inherited socket: start-up errors are written to it, and the runner "
+        "stops when it closes (used by model_runner.process)",
+    )
     serve.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
     serve.add_argument("--name", default=None, help="the model name to report")
     serve.add_argument(

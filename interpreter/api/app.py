@@ -117,8 +117,14 @@ def load_model(settings: Settings) -> Generator | None:
     from model_runner.loading import load_generator
 
     log.info("loading model %s", settings.model)
-    options: dict[str, int] = {}
     served = "://" in settings.model
+    if not served and settings.model_process == "own":
+        from model_runner.process import RunnerProcess
+
+        return RunnerProcess.start(
+            settings.model, threads=settings.model_threads, max_batch=settings.model_concurrency
+        )
+    options: dict[str, int] = {}
     if settings.model_concurrency:
         options["concurrency" if served else "max_batch"] = settings.model_concurrency
     if settings.model_threads and not served:

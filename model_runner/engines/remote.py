@@ -72,7 +72,7 @@ class RemoteGenerator:
         default_temperature: float | None = None,
         max_context: int | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        transport: httpx.AsyncBaseTransport | None = None,
+        uds: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = name or f"{type(self).__name__}:{httpx.URL(self.base_url).netloc.decode()}"
@@ -83,7 +83,8 @@ class RemoteGenerator:
         self._fixed_name = name is not None
         self._fixed_temperature = default_temperature is not None
         self._timeout = timeout
-        self._transport = transport
+        # A unix socket to reach the engine by, instead of the URL's host and port.
+        self._uds = uds
         # Made on first use, inside the event loop that will run it.
         self._client: httpx.AsyncClient | None = None
 
@@ -93,7 +94,11 @@ class RemoteGenerator:
         serve a harmony model. Blocks briefly: call it at start-up."""
         generator = cls(base_url, **options)
         try:
-            with httpx.Client(base_url=generator.base_url, timeout=probe_timeout_s) as client:
+            with httpx.Client(
+                base_url=generator.base_url,
+                timeout=probe_timeout_s,
+                transport=httpx.HTTPTransport(uds=generator._uds) if generator._uds else None,
+            ) as client:
                 generator._probe(client)
         except httpx.HTTPError as exc:
             raise ModelUnavailable(
@@ -137,8 +142,9 @@ class RemoteGenerator:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
+            transport = httpx.AsyncHTTPTransport(uds=self._uds) if self._uds else None
             self._client = httpx.AsyncClient(
-                base_url=self.base_url, timeout=self._timeout, transport=self._transport
+                base_url=self.base_url, timeout=self._timeout, transport=transport
             )
         return self._client
 

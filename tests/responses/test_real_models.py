@@ -1,7 +1,9 @@
 """The Responses API with real models, not the scripted double: the real transformers
 path (a tiny random-weight gpt-oss) and the shipped demo checkpoint, through a real
-server, real sandboxes and the official openai SDK. The demo checkpoint runs twice:
-in-process with transformers, and converted to GGUF behind llama.cpp's own server."""
+server, real sandboxes and the official openai SDK. The demo checkpoint runs three
+ways: with transformers in the model process the service starts (its default), on a
+thread of the service's own process, and converted to GGUF behind llama.cpp's own
+server."""
 
 from __future__ import annotations
 
@@ -34,8 +36,8 @@ def client_for(
 ) -> Iterator[Callable[[str], OpenAI]]:
     clients: list[OpenAI] = []
 
-    def start(model: str) -> OpenAI:
-        server = serve(create_app(make_settings(model=model), cleanup_on_exit=True))
+    def start(model: str, **settings: Any) -> OpenAI:
+        server = serve(create_app(make_settings(model=model, **settings), cleanup_on_exit=True))
         client = OpenAI(base_url=server.v1, api_key="unused", max_retries=0, timeout=300)
         clients.append(client)
         return client
@@ -106,9 +108,18 @@ def test_demo_model_runs_each_family_end_to_end(client_for, family: str) -> None
     answers. Whether the answer is right is the evaluation's to measure
     (``model_runner/demo/evaluate.py``, ``bench/eval_demo.py``), over hundreds of
     conversations: this small model is often wrong, so one conversation's numbers would
-    make a test of luck. (Greedy decoding in this process is reproducible, so what this
+    make a test of luck. (Greedy decoding on the CPU is reproducible, so what this
     conversation does is the same every run.)"""
-    responses = run_conversation(client_for("demo"), family)
+    check_family_end_to_end(run_conversation(client_for("demo"), family), family)
+
+
+def test_demo_model_on_a_thread_of_the_service(client_for) -> None:
+    """``INTERPRETER_MODEL_PROCESS=inline``: the same model, no child process."""
+    client = client_for("demo", model_process="inline")
+    check_family_end_to_end(run_conversation(client, "state"), "state")
+
+
+def check_family_end_to_end(responses: list[Any], family: str) -> None:
     for response in responses:
         calls = [item for item in response.output if item.type == "code_interpreter_call"]
         assert calls, "the model answered without running code"

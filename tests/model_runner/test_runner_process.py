@@ -1,0 +1,126 @@
+"""A local model in a process of its own (``RunnerProcess``): the real child, started by
+``python -m model_runner serve`` on a unix socket, the shipped demo model behind it.
+Processes are killed with SIGKILL, as the kernel's OOM killer or a crash would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from runner_fixtures import collect, greedy
+
+from model_runner.errors import ModelNotFound, ModelUnavailable
+from model_runner.harmony import load_encoding
+from model_runner.loading import load_generator
+from model_runner.process import RunnerProcess
+
+REPO = Path(__file__).resolve().parents[2]
+QUESTION = "<|start|>user<|message|>What is 1234 * 5678?<|end|><|start|>assistant"
+
+
+def harmony_prompt() -> list[int]:
+    return list(load_encoding().encode(QUESTION, allowed_special="all"))
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def until(condition: object, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def runner() -> AsyncIterator[RunnerProcess]:
+    process = await asyncio.to_thread(RunnerProcess.start, "demo")
+    yield process
+    await process.aclose()
+
+
+async def test_the_child_serves_what_the_model_in_this_process_would(
+    runner: RunnerProcess,
+) -> None:
+    assert runner.pid is not None and runner.pid != os.getpid()
+    assert (runner.name, runner.default_temperature, runner.max_context) == (
+        "gpt-oss-demo", 0.0, 2048
+    )  # fmt: skip
+    inline = await asyncio.to_thread(load_generator, "demo", device="cpu")
+    request = greedy(harmony_prompt(), 40, stop_tokens=frozenset({200012}))
+    apart = await collect(runner.generate(request))
+    assert apart == await collect(inline.generate(request))
+    assert apart[-1] == 200012  # <|call|>: the python call is complete
+    assert "1234 * 5678" in load_encoding().decode(apart)
+
+
+async def test_a_killed_child_fails_its_generations_and_is_started_again(
+    runner: RunnerProcess,
+) -> None:
+    first = runner.pid
+    assert first is not None
+    # A generation long enough to be running when the child dies.
+    stream = runner.generate(greedy(harmony_prompt(), 1500))
+    tokens = aiter(stream)
+    await anext(tokens)
+    os.kill(first, signal.SIGKILL)
+    with pytest.raises(ModelUnavailable):
+        async for _ in tokens:
+            pass
+
+    # Until it is back (a second at least, then the model loads), new ones say why.
+    await until(lambda: runner.down_reason is not None)
+    with pytest.raises(ModelUnavailable, match="exited with code -9"):
+        await collect(runner.generate(greedy(harmony_prompt(), 4)))
+
+    await until(lambda: runner.restarts == 1 and runner.down_reason is None)
+    assert runner.pid not in (None, first)
+    request = greedy(harmony_prompt(), 40, stop_tokens=frozenset({200012}))
+    assert "1234 * 5678" in load_encoding().decode(await collect(runner.generate(request)))
+
+
+async def test_closing_stops_the_child_and_removes_its_socket() -> None:
+    runner = await asyncio.to_thread(RunnerProcess.start, "demo")
+    pid, folder = runner.pid, Path(runner.socket_path).parent
+    assert pid is not None and folder.is_dir()
+    assert folder.stat().st_mode & 0o077 == 0  # nobody else may reach the socket
+    await runner.aclose()
+    assert not alive(pid)
+    assert not folder.exists()
+
+
+async def test_a_start_failure_is_the_childs_own_error() -> None:
+    with pytest.raises(ModelNotFound, match=r"no checkpoint folder at \./no-such-checkpoint"):
+        await asyncio.to_thread(RunnerProcess.start, "./no-such-checkpoint")
+
+
+def test_the_child_ends_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
+    """No model is left running, and no socket folder, after the service is killed."""
+    script = (
+        "import os, signal\n"
+        "from model_runner.process import RunnerProcess\n"
+        "runner = RunnerProcess.start('demo')\n"
+        "print(runner.pid, runner.socket_path, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    parent = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert parent.returncode == -signal.SIGKILL, parent.stderr
+    pid_text, socket_path = parent.stdout.split()
+    pid = int(pid_text)
+    deadline = time.monotonic() + 60
+    while alive(pid) or Path(socket_path).parent.exists():
+        assert time.monotonic() < deadline, "the child outlived its parent"
+        time.sleep(0.05)

@@ -17,6 +17,9 @@ from pathlib import Path
 from model_runner.errors import ModelRunnerError
 from model_runner.loading import load_generator
 
+#: When told to stop, generations still streaming get this long before they are cut.
+GRACEFUL_SHUTDOWN_S = 5
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -50,9 +53,18 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger(__name__).info("serving %s", generator.name)
     app = create_app(generator)
     if not args.uds:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
         return 0
-    server = uvicorn.Server(uvicorn.Config(app, uds=args.uds, log_level=args.log_level))
+    config = uvicorn.Config(
+        app, uds=args.uds, log_level=args.log_level, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S
+    )
+    server = uvicorn.Server(config)
     if parent is not None:
         parent.stop = lambda: setattr(server, "should_exit", True)
     server.run()

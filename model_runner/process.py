@@ -135,6 +135,11 @@ class RunnerProcess:
             return GenerationStream(_failing(ModelUnavailable(reason)), usage)
         return self._connected.generate(request)
 
+    def process_status(self) -> dict[str, Any]:
+        """The child's pid, how often it was started again, and why it does not serve
+        now (None while it does)."""
+        return {"pid": self.pid, "restarts": self.restarts, "down_reason": self.down_reason}
+
     async def health(self) -> dict[str, Any]:
         return await self._connected.health()
 

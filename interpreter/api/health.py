@@ -22,7 +22,7 @@ READY_RETRY_AFTER_S = 5
 async def healthz(request: Request) -> dict[str, Any]:
     manager: SessionManager = request.app.state.sessions
     pool = manager.pool
-    return {
+    body: dict[str, Any] = {
         "status": "ok",
         "sessions": manager.live_count,
         "max_sessions": manager.max_sessions,
@@ -36,6 +36,14 @@ async def healthz(request: Request) -> dict[str, Any]:
             "last_error": pool.last_error,
         },
     }
+    service = request.app.state.responses
+    if service is not None:
+        body["model"] = {"name": service.generator.name}
+        # A local model in a child process (model_runner.process) says how that is.
+        process_status = getattr(service.generator, "process_status", None)
+        if process_status is not None:
+            body["model"]["process"] = process_status()
+    return body
 
 
 @router.get("/readyz")

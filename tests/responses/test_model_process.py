@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openai import OpenAI
 
@@ -99,6 +100,11 @@ def test_a_killed_model_process_fails_its_calls_and_comes_back(
         restarted = model_process_of(service.process.pid)
         assert restarted != model_pid and not alive(model_pid)
         assert socket_folder(restarted) == folder
+        health = httpx.get(f"{service.base_url}/healthz", timeout=10).json()
+        assert health["model"] == {
+            "name": "gpt-oss-demo",
+            "process": {"pid": restarted, "restarts": 1, "down_reason": None},
+        }
 
         # A Ctrl-C reaches the service's group; the model process, in a session of its
         # own, is stopped by the service rather than by the signal, and not restarted.

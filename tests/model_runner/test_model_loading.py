@@ -23,7 +23,7 @@ def test_loading_module_does_not_import_the_model_stack() -> None:
         "import model_runner.loading, model_runner.server, model_runner.engines.runner\n"
         "import model_runner.engines.vllm, model_runner.engines.sglang\n"
         "import model_runner.engines.llamacpp\n"
-        "import model_runner.token_map, model_runner.harmony\n"
+        "import model_runner.token_map, model_runner.harmony, model_runner.process\n"
         "heavy = {'torch', 'transformers'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -124,3 +124,17 @@ def test_the_child_ends_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
     while alive(pid) or Path(socket_path).parent.exists():
         assert time.monotonic() < deadline, "the child outlived its parent"
         time.sleep(0.05)
+
+
+def test_a_service_with_a_local_model_never_imports_torch() -> None:
+    """The model's stack lives in the child: the service's process stays without it."""
+    script = (
+        "import asyncio, sys\n"
+        "from interpreter.api.app import load_model\n"
+        "from interpreter.config import Settings\n"
+        "model = load_model(Settings(model='demo'))\n"
+        "heavy = {'torch', 'transformers'} & set(sys.modules)\n"
+        "asyncio.run(model.aclose())\n"
+        "assert type(model).__name__ == 'RunnerProcess' and not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, timeout=300)

@@ -99,6 +99,10 @@ class GracefulServer(uvicorn.Server):
         responses = getattr(self.app.state, "responses", None)
         if responses is not None:
             responses.begin_shutdown()
+            # A model in a child process that exits from now on is not started again.
+            stopping = getattr(responses.generator, "begin_shutdown", None)
+            if stopping is not None:
+                stopping()
         super().handle_exit(sig, frame)
 
 

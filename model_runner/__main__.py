@@ -7,12 +7,11 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from model_runner.errors import ModelRunnerError
 from model_runner.loading import load_generator
@@ -40,9 +39,11 @@ def _serve(args: argparse.Namespace) -> int:
             options["max_batch"] = args.max_batch
         if args.context_length:
             options["context_length"] = args.context_length
+        if args.threads:  # else the demo model would set its own one thread again
+            options["cpu_threads"] = args.threads
     if args.name:
         options["name"] = args.name
-    parent = _Parent(args.control_fd) if args.control_fd is not None else None
+    parent = _Parent(args.control_fd, args.uds) if args.control_fd is not None else None
     try:
         generator = load_generator(args.model, **options)
     except ModelRunnerError as exc:
@@ -66,26 +67,26 @@ def _serve(args: argparse.Namespace) -> int:
     )
     server = uvicorn.Server(config)
     if parent is not None:
-        parent.stop = lambda: setattr(server, "should_exit", True)
+        parent.serving(server)
     server.run()
     if parent is not None and parent.gone.is_set():
-        # Nobody is left to remove the socket and the folder it was given.
-        Path(args.uds).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            Path(args.uds).parent.rmdir()
+        parent.remove_socket_folder()
     return 0
 
 
 class _Parent:
     """The process that started this runner (``model_runner.process``), over a socket
     it handed down: a start-up failure is written to it, and when it closes (the parent
-    ended, however) this runner stops as if told to."""
+    ended, however) this runner stops: at once while the model loads, after its
+    graceful shutdown once it serves. Nobody is then left to remove the socket's
+    folder, which the parent made for it, so the runner does."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, uds: str | None) -> None:
         self.socket = socket.socket(fileno=fd)
+        self.uds = uds
         self.gone = threading.Event()
-        # How to stop when the parent is gone: while the model loads, as SIGTERM would.
-        self.stop: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM)
+        self._server: Any = None
+        self._lock = threading.Lock()
         threading.Thread(target=self._watch, name="parent-watch", daemon=True).start()
 
     def report(self, exc: ModelRunnerError) -> None:
@@ -93,12 +94,31 @@ class _Parent:
         with contextlib.suppress(OSError):
             self.socket.sendall(line.encode())
 
+    def serving(self, server: Any) -> None:
+        """From now on, stop through ``server`` (a ``uvicorn.Server``)."""
+        with self._lock:
+            self._server = server
+            if self.gone.is_set():
+                server.should_exit = True
+
+    def remove_socket_folder(self) -> None:
+        if self.uds is not None:
+            Path(self.uds).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                Path(self.uds).parent.rmdir()
+
     def _watch(self) -> None:
         with contextlib.suppress(OSError):
             while self.socket.recv(1):
                 pass
-        self.gone.set()
-        self.stop()
+        with self._lock:
+            self.gone.set()
+            if self._server is not None:
+                self._server.should_exit = True
+                return
+        # Still loading: nothing to wind down.
+        self.remove_socket_folder()
+        os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -126,7 +127,9 @@ class RunnerProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        """The child's, while it runs."""
+        process = self._process
+        return process.pid if process is not None and process.returncode is None else None
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
         reason = self.down_reason
@@ -173,27 +176,32 @@ class RunnerProcess:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
         )
-        # A session of its own: a terminal's Ctrl-C reaches the service, which then
-        # stops the child itself, rather than both at once (and a restart in between).
-        process = subprocess.Popen(
-            command,
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-        theirs.close()
+        try:
+            # A session of its own: a terminal's Ctrl-C reaches the service, which then
+            # stops the child itself, rather than both at once (and a restart between).
+            process = subprocess.Popen(
+                command,
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         if self._control is not None:  # the previous child's
             self._control.close()
         self._process, self._control = process, ours
         log.info("model process %d started for %s", process.pid, self.spec)
         deadline = time.monotonic() + self.start_timeout_s
         while not self._answers():
-            code = process.poll()
-            if code is not None:
-                raise self._start_error(code)
             if self._closing.is_set():
                 raise ModelUnavailable("the service is stopping")
+            # A start-up error arrives before the child exits: do not wait for the exit.
+            if process.poll() is not None or select.select([ours], [], [], 0)[0]:
+                raise self._start_error(process)
             if time.monotonic() > deadline:
                 self._stop_child()
                 raise ModelUnavailable(
@@ -216,20 +224,23 @@ class RunnerProcess:
         except httpx.HTTPError:
             return False
 
-    def _start_error(self, code: int) -> ModelRunnerError:
-        """The error a child that exited while starting wrote, or one saying it exited."""
+    def _start_error(self, process: subprocess.Popen[bytes]) -> ModelRunnerError:
+        """The error a child that gave up wrote (the child is then stopped), or one
+        saying that it exited."""
         assert self._control is not None
         self._control.settimeout(1.0)
         try:
-            line = self._control.makefile("rb").readline()
+            with self._control.makefile("rb") as lines:
+                line = lines.readline()
             body = json.loads(line) if line else None
         except (OSError, ValueError):
             body = None
+        self._stop_child()
         if isinstance(body, dict) and isinstance(body.get("message"), str):
             return ERRORS_BY_CODE.get(body.get("code", ""), ModelRunnerError)(body["message"])
         return ModelUnavailable(
-            f"the model process for {self.spec} exited with code {code} while starting "
-            "(its log is in the service's)"
+            f"the model process for {self.spec} exited with code {process.returncode} while "
+            "starting (its log is in the service's)"
         )
 
     def _stop_child(self) -> None:
@@ -255,25 +266,36 @@ class RunnerProcess:
             code = process.wait()
             if self._closing.is_set():
                 return
-            self.down_reason = (
-                f"the model process exited with code {code}; it is being started again"
-            )
-            log.error("model process %d exited with code %d: starting it again", process.pid, code)
+            exited = f"the model process exited with code {code}"
+            self.down_reason = f"{exited}; it is being started again"
+            log.error("model process %d exited with code %d", process.pid, code)
             # One that served a while before it exited starts the waits afresh.
             if time.monotonic() - serving_since > RESTART_DELAY_MAX_S:
                 delay = RESTART_DELAY_S
+            # Waited before the first try too: a service being stopped (systemd signals
+            # the whole group at once) has the time to say so, and is not restarted.
             while not self._closing.wait(delay):
                 delay = min(delay * 2, RESTART_DELAY_MAX_S)
+                log.info("starting the model process again")
                 try:
                     self._launch()
-                except ModelRunnerError as exc:
+                except Exception as exc:  # whatever it is, the watcher lives on
+                    if self._closing.is_set():
+                        return
                     log.error("model process did not start again: %s", exc)
+                    self.down_reason = (
+                        f"{exited}; starting it again failed ({exc}); it is tried again"
+                    )
                     continue
                 serving_since = time.monotonic()
                 self.restarts += 1
                 self.down_reason = None
                 log.info("model process %s serves again", self.pid)
                 break
+
+    def begin_shutdown(self) -> None:
+        """The service is stopping: a child that exits now is not started again."""
+        self._closing.set()
 
 
 async def _failing(error: ModelRunnerError) -> AsyncIterator[int]:

@@ -114,16 +114,81 @@ def test_the_child_ends_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
         "print(runner.pid, runner.socket_path, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    parent = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
-    assert parent.returncode == -signal.SIGKILL, parent.stderr
-    pid_text, socket_path = parent.stdout.split()
+    # The child inherits the parent's output: only the first line is read, not to its end.
+    with (tmp_path / "parent.log").open("wb") as log:
+        parent = subprocess.Popen(
+            [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, stderr=log
+        )
+    assert parent.stdout is not None
+    pid_text, socket_path = parent.stdout.readline().decode().split()
     pid = int(pid_text)
-    deadline = time.monotonic() + 60
-    while alive(pid) or Path(socket_path).parent.exists():
-        assert time.monotonic() < deadline, "the child outlived its parent"
-        time.sleep(0.05)
+    try:
+        assert parent.wait(60) == -signal.SIGKILL
+        deadline = time.monotonic() + 60
+        while alive(pid) or Path(socket_path).parent.exists():
+            assert time.monotonic() < deadline, "the child outlived its parent"
+            time.sleep(0.05)
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        parent.stdout.close()
+
+
+def serving_on(socket_path: str) -> list[int]:
+    """Processes whose command line names ``socket_path``: children serving on it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if socket_path.encode() in command and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+async def test_a_restart_that_fails_is_tried_again_and_says_why(runner: RunnerProcess) -> None:
+    runner.spec = "./no-such-checkpoint"  # the next start fails, as a model gone would
+    assert runner.pid is not None
+    os.kill(runner.pid, signal.SIGKILL)
+    await until(lambda: "starting it again failed" in (runner.down_reason or ""))
+    with pytest.raises(ModelUnavailable, match="no checkpoint folder at"):
+        await collect(runner.generate(greedy(harmony_prompt(), 4)))
+    assert runner.restarts == 0 and runner.pid is None
+
+    runner.spec = "demo"  # the next try, after a longer wait, finds it
+    await until(lambda: runner.down_reason is None)
+    assert runner.restarts == 1
+    request = greedy(harmony_prompt(), 40, stop_tokens=frozenset({200012}))
+    assert "1234 * 5678" in load_encoding().decode(await collect(runner.generate(request)))
+
+
+async def test_closing_while_a_restart_is_under_way_leaves_no_child() -> None:
+    runner = await asyncio.to_thread(RunnerProcess.start, "demo")
+    first = runner.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    # A new child exists and is loading the model: the restart is under way.
+    await until(lambda: [pid for pid in serving_on(runner.socket_path) if pid != first])
+    assert runner.down_reason is not None
+    await runner.aclose()
+    assert serving_on(runner.socket_path) == []
+    assert runner.restarts == 0
+    assert not Path(runner.socket_path).parent.exists()
+
+
+async def test_a_child_that_exits_once_the_service_is_stopping_stays_down() -> None:
+    """A stop that signals the service and the child at once (systemd's) does not load
+    the model again on the way out."""
+    runner = await asyncio.to_thread(RunnerProcess.start, "demo")
+    runner.begin_shutdown()
+    assert runner.pid is not None and runner._watcher is not None
+    os.kill(runner.pid, signal.SIGTERM)
+    await asyncio.to_thread(runner._watcher.join, 60)  # it ends instead of restarting
+    assert not runner._watcher.is_alive()
+    assert runner.restarts == 0 and serving_on(runner.socket_path) == []
+    await runner.aclose()
 
 
 def test_a_service_with_a_local_model_never_imports_torch() -> None:

@@ -93,20 +93,25 @@ def remove_containers_of_dead_test_runs() -> None:
                     container.remove(force=True)
 
 
+def settings_for_test(root: Path, run_id: str, **overrides: Any) -> Settings:
+    """A service's settings for a test: its folders under ``root``, a name of its own."""
+    values: dict[str, Any] = {
+        "data_dir": root / "data",
+        "run_root": root / "run",
+        "service_name": f"{run_id}-{secrets.token_hex(2)}",
+        "pool_size": 1,
+        # A fixed pool: tests of the pool's growth ask for a maximum.
+        "pool_max": 0,
+        "model": "none",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path, run_id: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "data_dir": tmp_path / "data",
-            "run_root": tmp_path / "run",
-            "service_name": f"{run_id}-{secrets.token_hex(2)}",
-            "pool_size": 1,
-            # A fixed pool: tests of the pool's growth ask for a maximum.
-            "pool_max": 0,
-            "model": "none",
-        }
-        values.update(overrides)
-        return Settings(**values)
+        return settings_for_test(tmp_path, run_id, **overrides)
 
     return make
 

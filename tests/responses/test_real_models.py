@@ -16,7 +16,7 @@ from openai import OpenAI
 from interpreter.api.app import create_app
 from interpreter.responses import turn_builder
 from model_runner.demo.data import EVAL_SEED, FAMILIES, conversations
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, settings_for_test, start_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -28,6 +28,18 @@ def same_day(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every conversation here starts on one date: the system message holds it, so on
     another day the same greedy model would be given another prompt."""
     monkeypatch.setattr(turn_builder, "today", lambda: "2026-12-01")
+
+
+@pytest.fixture(scope="module")
+def demo_client(tmp_path_factory: pytest.TempPathFactory, run_id: str) -> Iterator[OpenAI]:
+    """One service with the demo model for every family here: its model process starts
+    once rather than once a test."""
+    settings = settings_for_test(tmp_path_factory.mktemp("demo"), run_id, model="demo")
+    server = start_server(create_app(settings, cleanup_on_exit=True))
+    client = OpenAI(base_url=server.v1, api_key="unused", max_retries=0, timeout=300)
+    yield client
+    client.close()
+    server.stop()
 
 
 @pytest.fixture
@@ -102,7 +114,7 @@ def run_conversation(client: OpenAI, family: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_demo_model_runs_each_family_end_to_end(client_for, family: str) -> None:
+def test_demo_model_runs_each_family_end_to_end(demo_client: OpenAI, family: str) -> None:
     """The shipped checkpoint, through the same loader as any gpt-oss checkpoint: it
     writes code that runs in the sandbox without an error, the outputs come back, and it
     answers. Whether the answer is right is the evaluation's to measure
@@ -110,7 +122,7 @@ def test_demo_model_runs_each_family_end_to_end(client_for, family: str) -> None
     conversations: this small model is often wrong, so one conversation's numbers would
     make a test of luck. (Greedy decoding on the CPU is reproducible, so what this
     conversation does is the same every run.)"""
-    check_family_end_to_end(run_conversation(client_for("demo"), family), family)
+    check_family_end_to_end(run_conversation(demo_client, family), family)
 
 
 def test_demo_model_on_a_thread_of_the_service(client_for) -> None:

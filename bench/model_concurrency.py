@@ -187,16 +187,6 @@ async def interactive_under_background(
     }
 
 
-def model_process_of(service_pid: int) -> int | None:
-    """The service's child running ``python -m model_runner serve``, if it has one."""
-    for task in Path(f"/proc/{service_pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-            if b"model_runner" in command and b"serve" in command:
-                return int(child)
-    return None
-
-
 async def run(args: argparse.Namespace, base: str, service_pid: int) -> dict[str, Any]:
     levels = [int(x) for x in args.levels.split(",")]
     needed = max(max(levels), 1 + args.background)
@@ -213,7 +203,9 @@ async def run(args: argparse.Namespace, base: str, service_pid: int) -> dict[str
             *(one_response(client, model, box, workload.prompt()) for box in containers)
         )
         pids = {"service": service_pid}
-        model_pid = model_process_of(service_pid)
+        # A local model in a process of its own: the service's /healthz names it.
+        health = (await http.get(f"{base}/healthz")).json()
+        model_pid = health["model"].get("process", {}).get("pid")
         if model_pid is not None:
             pids["model_process"] = model_pid
         result: dict[str, Any] = {

@@ -175,6 +175,14 @@ def serve() -> Iterator[Callable[[FastAPI], RunningServer]]:
         running.stop()
 
 
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs: neither gone nor a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0, step_s: float = 0.1) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():

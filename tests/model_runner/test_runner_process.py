@@ -20,6 +20,7 @@ from model_runner.errors import ModelNotFound, ModelUnavailable
 from model_runner.harmony import load_encoding
 from model_runner.loading import load_generator
 from model_runner.process import RunnerProcess
+from tests.conftest import process_alive
 
 REPO = Path(__file__).resolve().parents[2]
 QUESTION = "<|start|>user<|message|>What is 1234 * 5678?<|end|><|start|>assistant"
@@ -27,13 +28,6 @@ QUESTION = "<|start|>user<|message|>What is 1234 * 5678?<|end|><|start|>assistan
 
 def harmony_prompt() -> list[int]:
     return list(load_encoding().encode(QUESTION, allowed_special="all"))
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 async def until(condition: object, timeout_s: float = 120.0) -> None:
@@ -96,7 +90,7 @@ async def test_closing_stops_the_child_and_removes_its_socket() -> None:
     assert pid is not None and folder.is_dir()
     assert folder.stat().st_mode & 0o077 == 0  # nobody else may reach the socket
     await runner.aclose()
-    assert not alive(pid)
+    assert not process_alive(pid)
     assert not folder.exists()
 
 
@@ -125,11 +119,11 @@ def test_the_child_ends_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
     try:
         assert parent.wait(60) == -signal.SIGKILL
         deadline = time.monotonic() + 60
-        while alive(pid) or Path(socket_path).parent.exists():
+        while process_alive(pid) or Path(socket_path).parent.exists():
             assert time.monotonic() < deadline, "the child outlived its parent"
             time.sleep(0.05)
     finally:
-        if alive(pid):
+        if process_alive(pid):
             os.kill(pid, signal.SIGKILL)
         parent.stdout.close()
 
@@ -143,7 +137,7 @@ def serving_on(socket_path: str) -> list[int]:
                 command = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if socket_path.encode() in command and alive(int(entry.name)):
+            if socket_path.encode() in command and process_alive(int(entry.name)):
                 found.append(int(entry.name))
     return found
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import wait_until
+from tests.conftest import process_alive, wait_until
 from tests.sessions.conftest import remove_containers
 from tests.sessions.service_process import ServiceProcess
 
@@ -40,13 +40,6 @@ def model_process_of(pid: int) -> int:
             if b"model_runner" in command and b"serve" in command:
                 return int(child)
     raise AssertionError(f"process {pid} has no model process")
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def socket_folder(pid: int) -> Path:
@@ -98,7 +91,7 @@ def test_a_killed_model_process_fails_its_calls_and_comes_back(
         wait_until(answered, timeout_s=180)
         assert all("model process exited with code -9" in m for m in failures), failures
         restarted = model_process_of(service.process.pid)
-        assert restarted != model_pid and not alive(model_pid)
+        assert restarted != model_pid and not process_alive(model_pid)
         assert socket_folder(restarted) == folder
         health = httpx.get(f"{service.base_url}/healthz", timeout=10).json()
         assert health["model"] == {
@@ -111,7 +104,7 @@ def test_a_killed_model_process_fails_its_calls_and_comes_back(
         service.signal(signal.SIGINT, timeout_s=120)
         log = service.log.read_text()
         assert "Application shutdown complete" in log
-        assert not alive(restarted)
+        assert not process_alive(restarted)
         assert not folder.exists()
         assert log.count("exited with code") == 1, log[-3000:]  # the SIGKILL's
         assert log.count("starting the model process again") == 1, log[-3000:]

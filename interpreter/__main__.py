@@ -12,6 +12,7 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from interpreter.api.app import create_app, load_model
 from interpreter.config import Settings
@@ -51,7 +52,10 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        sys.exit(f"Cannot start: {_setting_errors(exc)}.")
     if (
         not settings.api_key_set()
         and not _is_loopback(settings.host)
@@ -84,6 +88,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
     GracefulServer(config, app).run()
+
+
+def _setting_errors(exc: ValidationError) -> str:
+    """Each bad setting as its variable, what it must be and what it was."""
+    return "; ".join(
+        f"INTERPRETER_{str(error['loc'][0]).upper()}: {error['msg']} (it is {error['input']!r})"
+        for error in exc.errors()
+    )
 
 
 class GracefulServer(uvicorn.Server):

@@ -1,6 +1,6 @@
 """Settings that cannot work stop ``python -m interpreter serve`` before it binds its port,
-with one sentence that says why: a remote Docker engine, a missing sandbox image, and
-limits the engine cannot give."""
+with one sentence that says why: a setting that is not a value it can take, a remote
+Docker engine, a missing sandbox image, and limits the engine cannot give."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ def test_settings_that_cannot_work_stop_the_start_in_one_sentence(
     info = engine_info()
     cpus, memory_gib = int(info["NCPU"]), int(info["MemTotal"]) / 1024**3
     cases = {
+        "setting": (
+            {"model_process": "bogus"},
+            "Cannot start: INTERPRETER_MODEL_PROCESS: Input should be 'own' or 'inline' "
+            "(it is 'bogus').",
+        ),
         "tcp": (
             {"docker_host": "tcp://10.1.2.3:2375"},
             "Cannot start: INTERPRETER_DOCKER_HOST=tcp://10.1.2.3:2375 names a Docker engine "

@@ -8,7 +8,11 @@ at the speed real weights would, and prints JSON:
 - time to first token (TTFT) for 1k- and 4k-token prompts, nothing cached,
 - TTFT of a follow-up turn that adds 200 tokens to a cached 4k context,
 - batched decode: B generations at once (``--batch-sizes``), their aggregate tokens/s
-  and the time of one step of the batch.
+  and the time of one step of the batch;
+- the same while follow-up turns arrive one after another (each ``--follow-up-tokens``
+  new tokens on a cached context, as a tool's output is), whose chunks share the
+  decoding rows' passes: the decoders' step time and the follow-ups' time to first
+  token.
 
 Prompts longer than the model's context (the demo model's is 2,048) are left out.
 
@@ -55,8 +59,14 @@ class Bench:
         self.generator = generator
         self.rng = random.Random(seed)
         self.turn = 0
+        # A vocabulary-subset model (the demo) reads any id outside its map as one
+        # "unknown" id: draw from the ids it knows, or every prompt would be that one.
+        known = generator.token_map.original_ids if generator.token_map else None
+        self.ids = [i for i in known if i < PLAIN_ID_LIMIT] if known else None
 
     def prompt(self, length: int) -> list[int]:
+        if self.ids is not None:
+            return [self.rng.choice(self.ids) for _ in range(length)]
         return [self.rng.randrange(PLAIN_ID_LIMIT) for _ in range(length)]
 
     def key(self) -> str:
@@ -119,19 +129,61 @@ class Bench:
         runs = await asyncio.gather(
             *(self.time_tokens(self.prompt(prompt_length), tokens, self.key()) for _ in range(rows))
         )
-        # From the moment the last row has its first token (every row then decodes)
-        # until the first row is done: a window in which all of them are in the batch.
-        start = max(times[0] for times, _, _ in runs)
-        end = min(times[-1] for times, _, _ in runs)
-        produced = sum(sum(1 for t in times if start < t <= end) for times, _, _ in runs)
-        window = end - start
+        return {"rows": rows, **steps_of([times for times, _, _ in runs])}
+
+    async def decode_with_follow_ups(
+        self, rows: int, prompt_length: int, tokens: int, added: int
+    ) -> dict[str, Any]:
+        """``rows`` generations decoding while follow-up turns of one more conversation
+        arrive one after another, each ``added`` new tokens on its cached context."""
+        key = self.key()
+        context = self.prompt(prompt_length)
+        _, first, _ = await self.time_tokens(context, 1, key)
+        # Two turns that differ after the shared context, alternating: each prefills only
+        # its ``added`` tokens (the slot is cut back to the common part).
+        turns = [[*context, *first, *self.prompt(added)] for _ in range(2)]
+        follow_ups: list[float] = []
+        cached: list[int] = []
+        done = asyncio.Event()
+
+        async def follow_up_loop() -> None:
+            while not done.is_set():
+                times, _, hit = await self.time_tokens(turns[len(follow_ups) % 2], 1, key)
+                follow_ups.append(times[0])
+                cached.append(hit)
+
+        follower = asyncio.create_task(follow_up_loop())
+        runs = await asyncio.gather(
+            *(self.time_tokens(self.prompt(prompt_length), tokens, self.key()) for _ in range(rows))
+        )
+        done.set()
+        await follower
         return {
             "rows": rows,
-            "tokens_per_s": round(produced / window, 1) if window > 0 else None,
-            "ms_per_step": round(window / max(1, produced / rows) * 1000, 2)
-            if window > 0
-            else None,
+            **steps_of([times for times, _, _ in runs]),
+            "follow_up_tokens": added,
+            "follow_ups": len(follow_ups),
+            "follow_up_cached_tokens": min(cached),
+            "follow_up_ttft_median_ms": round(statistics.median(follow_ups) * 1000, 2),
         }
+
+
+def steps_of(runs: list[list[float]]) -> dict[str, Any]:
+    """Aggregate tokens/s and time per step of generations that ran at once, given each
+    one's token times: from the moment the last one has its first token (every one then
+    decodes) until the first one is done, a window in which all of them are in the
+    batch."""
+    rows = len(runs)
+    start = max(times[0] for times in runs)
+    end = min(times[-1] for times in runs)
+    produced = sum(sum(1 for t in times if start < t <= end) for times in runs)
+    window = end - start
+    if window <= 0:
+        return {"tokens_per_s": None, "ms_per_step": None}
+    return {
+        "tokens_per_s": round(produced / window, 1),
+        "ms_per_step": round(window / max(1, produced / rows) * 1000, 2),
+    }
 
 
 def summary(samples: list[float], **fields: Any) -> dict[str, Any]:
@@ -178,6 +230,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await bench.batched_decode(rows, args.decode_prompt_tokens, args.decode_tokens)
         for rows in (int(b) for b in args.batch_sizes.split(","))
     ]
+    if args.follow_up_tokens:
+        result["decode_with_follow_ups"] = [
+            await bench.decode_with_follow_ups(
+                rows, args.decode_prompt_tokens, args.decode_tokens, args.follow_up_tokens
+            )
+            for rows in (int(b) for b in args.batch_sizes.split(","))
+        ]
     if torch.device(args.device).type == "cuda":
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
     result["kv_slots"] = len(generator.slots.slots)
@@ -198,6 +257,10 @@ def main() -> None:
     parser.add_argument(
         "--batch-sizes", default="1,8,32", help="generations decoding at once, for each figure"
     )
+    parser.add_argument(
+        "--follow-up-tokens", type=int, default=24,
+        help="new tokens of each follow-up turn sent while the batch decodes (0: none)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

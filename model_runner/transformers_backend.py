@@ -7,16 +7,17 @@ serving while the model works. Each step of the worker:
 
 - admits waiting requests into the batch, each into a key/value slot
   (``model_runner.kv_slots``) that may already hold its conversation's earlier turns;
-- feeds every decoding request its last token, in one forward pass of the whole batch;
-- feeds a prefilling request the next chunk of its prompt (at most
-  ``prefill_chunk_tokens`` per step), so that a long prompt never stalls the others;
+- feeds every decoding request its last token and every prefilling one the next chunk of
+  its prompt (at most ``prefill_chunk_tokens`` per step, so that a long prompt never
+  stalls the others), in one *ragged* forward pass: the rows' tokens laid end to end,
+  none padded (``model_runner.attention``);
 - samples each request's next token, and drops requests that finished or whose stream
   was closed (the client went away) at once.
 
 A request joins and leaves the batch at any step. Attention is the model's own eager
-arithmetic (for gpt-oss, ``model_runner.attention``: the same, without a copy of the keys
-per query head) over each row's slot, with the causal and sliding-window masks spelled out
-per row, so a request's greedy output is the same whether it runs alone or in a batch
+arithmetic (``model_runner.attention``: the same, without a copy of the keys per query
+head) over each row's slot, with the causal and sliding-window masks spelled out per row,
+so a request's greedy output is the same whether it runs alone or in a batch
 (up to the last bits of float arithmetic, which differ between batch shapes in every
 batching engine and could flip a near-tie).
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import itertools
 import logging
 import os
 import threading
@@ -43,7 +45,7 @@ from typing import Any
 
 import torch
 
-from model_runner.attention import SERVING_ATTENTION
+from model_runner.attention import SERVING_ATTENTION, ragged_layout, row_groups
 from model_runner.errors import (
     GenerationFailed,
     InvalidGenerationRequest,
@@ -72,8 +74,6 @@ MAX_SLOTS = 256
 #: (heads x chunk x context) and how long one step keeps decoding requests waiting.
 DEFAULT_PREFILL_CHUNK_TOKENS = 512
 
-#: Prompt chunks up to this long share the decoding rows' forward pass, padded.
-SHARED_PREFILL_TOKENS = 64
 #: An interactive generation's first tokens (its prompt's new tokens, the harmony header
 #: and the start of its message) run without the background generations in the batch:
 #: they wait those few steps, so that a person's first token does not.
@@ -214,55 +214,49 @@ def sample_token(
 
 
 class _StepCache:
-    """What the model sees as its cache during one forward pass of some slots.
+    """What the model sees as its cache during one ragged forward pass.
 
-    ``update`` writes the pass's new keys and values into the slots at their positions
-    and hands attention each row's visible span: everything up to the row's newest
-    token (the masks, built by the worker, cut that to each row's own length and, in
-    sliding-window layers, to its window).
+    ``update`` writes the pass's new keys and values into the slots, token ``t`` at
+    slot ``rows[t]``, position ``positions[t]``, and hands attention the slots from the
+    pass's first row to its last as one view (the runner packs its busy slots to the
+    front, so they are few and consecutive): everything up to the newest token, from the
+    first key the layer type reads. Which row sees which keys is the layouts' business.
     """
 
     def __init__(
-        self, slots: SlotCache, rows: list[int], positions: torch.Tensor, spans: dict[str, int]
+        self, slots: SlotCache, rows: list[int], positions: list[int], spans: dict[str, int]
     ) -> None:
         self.slots = slots
-        self.rows = torch.tensor(rows, device=positions.device)  # (B,) slot indices
-        self.positions = positions  # (B, q) the positions being written
+        self.rows = torch.tensor(rows, device=slots.keys[0].device)  # (tokens,) slot indices
+        self.positions = torch.tensor(positions, device=slots.keys[0].device)
         self.spans = spans  # layer type -> first key position attention reads
-        self.end = int(positions.max()) + 1
-        # Rows in consecutive slots (one row, or every decoding row once the runner has
-        # packed its busy slots to the front) are read as one view of the cache.
-        self.first_row, self.after_row = rows[0], rows[0] + len(rows)
-        self.consecutive = rows == list(range(self.first_row, self.after_row))
+        self.end = max(positions) + 1
+        self.first_row, self.after_row = min(rows), max(rows) + 1
+        # One row's tokens are a contiguous run of positions, written as a view.
+        self.run = (
+            (rows[0], positions[0])
+            if self.after_row - self.first_row == 1
+            and positions == list(range(positions[0], positions[0] + len(positions)))
+            else None
+        )
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         keys, values = self.slots.keys[layer_idx], self.slots.values[layer_idx]
-        start = self.spans[self.slots.layer_types[layer_idx]]
-        if self.after_row - self.first_row == 1:
-            # One row: its positions are a contiguous run, written as a view.
-            first = int(self.positions[0, 0])
+        if self.run is not None:
+            row, first = self.run
             count = key_states.shape[-2]
-            keys[self.first_row, :, first : first + count] = key_states[0]
-            values[self.first_row, :, first : first + count] = value_states[0]
+            keys[row, :, first : first + count] = key_states[0]
+            values[row, :, first : first + count] = value_states[0]
         else:
-            # Several rows, each at its own positions (padding included: a padded row
-            # writes past its end, where nothing is read until real tokens overwrite it).
-            rows = self.rows.unsqueeze(1)
-            keys[rows, :, self.positions] = key_states.transpose(1, 2)
-            values[rows, :, self.positions] = value_states.transpose(1, 2)
-        if self.consecutive:
-            return (
-                keys[self.first_row : self.after_row, :, start : self.end],
-                values[self.first_row : self.after_row, :, start : self.end],
-            )
-        # Otherwise index_select copies each row's span whole: 3-4 times faster on a CPU
-        # than the same gather spelled as advanced indexing, which goes element by element.
+            keys[self.rows, :, self.positions] = key_states[0].transpose(0, 1)
+            values[self.rows, :, self.positions] = value_states[0].transpose(0, 1)
+        start = self.spans[self.slots.layer_types[layer_idx]]
         return (
-            torch.index_select(keys[:, :, start : self.end], 0, self.rows),
-            torch.index_select(values[:, :, start : self.end], 0, self.rows),
+            keys[self.first_row : self.after_row, :, start : self.end],
+            values[self.first_row : self.after_row, :, start : self.end],
         )
 
 
@@ -297,11 +291,15 @@ class TransformersGenerator:
         self.name = name
         self.token_map = token_map
         self.config = model.config
-        if getattr(self.config, "model_type", None) == "gpt_oss" and (
-            self.config._attn_implementation == "eager"
-        ):
-            # The same arithmetic, without copying the keys once per query head.
-            self.config._attn_implementation = SERVING_ATTENTION
+        # The runner's passes are ragged (model_runner.attention): only its own
+        # attention, eager's arithmetic without a copy of the keys per query head, reads
+        # them.
+        if self.config._attn_implementation not in ("eager", SERVING_ATTENTION):
+            log.warning(
+                "attention %r replaced by the runner's own (eager's arithmetic)",
+                self.config._attn_implementation,
+            )
+        self.config._attn_implementation = SERVING_ATTENTION
         self.device: torch.device = next(model.parameters()).device
         self.dtype: torch.dtype = next(model.parameters()).dtype
         self.default_temperature = default_temperature
@@ -549,7 +547,6 @@ class TransformersGenerator:
             return True
         self.slots.pack([job.claim.slot for job in self._active if job.claim is not None])
         feeds: list[tuple[_Job, list[int]]] = []
-        alone: list[tuple[_Job, list[int]]] = []
         stepping = self._stepping()
         for job in stepping:
             if job.pending is not None:
@@ -560,20 +557,17 @@ class TransformersGenerator:
                 continue
             chunk = min(budget, len(job.prompt) - job.fed)
             budget -= chunk
-            tokens = job.prompt[job.fed : job.fed + chunk]
-            # Short prompt chunks (a follow-up turn's new tokens) ride in the same pass as
-            # the decoding rows, padded to the longest; long ones get passes of their own.
-            (feeds if chunk <= SHARED_PREFILL_TOKENS else alone).append((job, tokens))
+            feeds.append((job, job.prompt[job.fed : job.fed + chunk]))
         try:
             self.stats.steps += 1
             decoding = sum(1 for job, _ in feeds if job.pending is not None)
             self.stats.widest_batch = max(self.stats.widest_batch, decoding)
-            for group in self._passes(feeds) + [[feed] for feed in alone]:
-                logits = self._feed(group)
-                greedy = logits[:, : self._output_vocab].argmax(dim=-1).tolist()
-                for (job, _), row, best in zip(group, logits, greedy, strict=True):
-                    if not job.prefilling:
-                        self._advance(job, row, best)
+            feeds.sort(key=_slot_index)
+            logits = self._feed(feeds)
+            greedy = logits[:, : self._output_vocab].argmax(dim=-1).tolist()
+            for (job, _), row, best in zip(feeds, logits, greedy, strict=True):
+                if not job.prefilling:
+                    self._advance(job, row, best)
         except Exception as exc:
             self._fail_all(exc)
         return True
@@ -588,23 +582,6 @@ class TransformersGenerator:
         if not starting:
             return self._active
         return [job for job in self._active if not job.request.background]
-
-    def _passes(self, feeds: list[tuple[_Job, list[int]]]) -> list[list[tuple[_Job, list[int]]]]:
-        """``feeds`` as forward passes: one, unless padding to the longest would run a row
-        past its slot's end (then that row goes alone). A pass's rows are in slot order,
-        so that packed slots are read as one view."""
-        if not feeds:
-            return []
-        longest = max(len(tokens) for _, tokens in feeds)
-        shared, apart = [], []
-        for job, tokens in feeds:
-            assert job.claim is not None
-            if len(job.claim.slot.tokens) + longest <= self.slots.length:
-                shared.append((job, tokens))
-            else:
-                apart.append([(job, tokens)])
-        shared.sort(key=_slot_index)
-        return ([shared] if shared else []) + apart
 
     def _admit(self) -> None:
         while len(self._active) < self.concurrency:
@@ -685,23 +662,19 @@ class TransformersGenerator:
 
     # -- forward passes --------------------------------------------------------------------
 
-    def _feed(self, group: list[tuple[_Job, list[int]]]) -> torch.Tensor:
-        """One forward pass feeding each job its tokens (a decoding job its last sampled
-        token, a prefilling one a chunk of its prompt); the logits after each job's last
-        token."""
-        longest = max(len(tokens) for _, tokens in group)
-        rows, padded, positions, last = [], [], [], []
-        for job, tokens in group:
+    def _feed(self, feeds: list[tuple[_Job, list[int]]]) -> torch.Tensor:
+        """One ragged forward pass feeding each job its tokens (a decoding job its last
+        sampled token, a prefilling one a chunk of its prompt), in slot order; the
+        logits after each job's last token."""
+        rows, starts, lengths = [], [], []
+        for job, tokens in feeds:
             assert job.claim is not None
-            start = len(job.claim.slot.tokens)
             rows.append(job.claim.slot.index)
-            padded.append(tokens + [tokens[-1]] * (longest - len(tokens)))
-            positions.append(list(range(start, start + longest)))
-            last.append(len(tokens) - 1)
-        logits = self._forward(
-            rows, padded, torch.tensor(positions, device=self.device), torch.tensor(last)
-        )
-        for job, tokens in group:
+            starts.append(len(job.claim.slot.tokens))
+            lengths.append(len(tokens))
+        flat = [token for _, tokens in feeds for token in tokens]
+        logits = self._forward(rows, flat, starts, lengths)
+        for job, tokens in feeds:
             assert job.claim is not None
             job.claim.slot.tokens.extend(tokens)
             if job.pending is not None:
@@ -711,39 +684,42 @@ class TransformersGenerator:
         return logits
 
     def _forward(
-        self,
-        rows: list[int],
-        tokens: list[list[int]],
-        positions: torch.Tensor,
-        last: torch.Tensor,
+        self, rows: list[int], tokens: list[int], starts: list[int], lengths: list[int]
     ) -> torch.Tensor:
-        """One forward pass: ``tokens[i]`` at ``positions[i]`` into slot ``rows[i]``.
-        Returns the logits after each row's token at index ``last[i]``."""
+        """One ragged forward pass: ``lengths[i]`` of ``tokens`` (laid out row after row)
+        from position ``starts[i]`` into slot ``rows[i]``. Returns the logits after each
+        row's last token."""
         window = self.slots.sliding_window
-        end = int(positions.max()) + 1
-        first_query = int(positions[:, 0].min())
+        end = max(start + length for start, length in zip(starts, lengths, strict=True))
         spans = {"full_attention": 0, "sliding_attention": 0}
         if window is not None:
             # Keys older than every row's window are never read.
-            spans["sliding_attention"] = max(0, first_query - window + 1)
-        masks = {}
-        for layer_type, start in spans.items():
-            keys = torch.arange(start, end, device=self.device)
-            visible = keys.view(1, 1, -1) <= positions.unsqueeze(-1)
-            if layer_type == "sliding_attention" and window is not None:
-                visible &= keys.view(1, 1, -1) > positions.unsqueeze(-1) - window
-            mask = torch.zeros(visible.shape, dtype=self.dtype, device=self.device)
-            mask.masked_fill_(~visible, torch.finfo(self.dtype).min)
-            masks[layer_type] = mask.unsqueeze(1)  # (B, 1, q, keys)
-        cache = _StepCache(self.slots, rows, positions, spans)
+            spans["sliding_attention"] = max(0, min(starts) - window + 1)
+        first_row = min(rows)
+        groups = row_groups([row - first_row for row in rows], starts, lengths, self.device)
+        layouts = {
+            "full_attention": ragged_layout(groups, 0, end, None, self.dtype),
+            "sliding_attention": ragged_layout(
+                groups, spans["sliding_attention"], end, window, self.dtype
+            ),
+        }
+        token_rows = [row for row, length in zip(rows, lengths, strict=True) for _ in range(length)]
+        positions = [
+            p for start, length in zip(starts, lengths, strict=True)
+            for p in range(start, start + length)
+        ]  # fmt: skip
+        cache = _StepCache(self.slots, token_rows, positions, spans)
         hidden = self._decoder(
-            input_ids=torch.tensor(tokens, device=self.device),
-            position_ids=positions,
-            attention_mask=masks,
+            input_ids=torch.tensor([tokens], device=self.device),
+            position_ids=torch.tensor([positions], device=self.device),
+            attention_mask=layouts,
             cache=cache,
             use_cache=True,
         ).last_hidden_state
-        logits: torch.Tensor = self._head(hidden[torch.arange(len(rows)), last])
+        if len(tokens) == len(rows):  # one token a row: a decoding step
+            logits: torch.Tensor = self._head(hidden[0])
+        else:
+            logits = self._head(hidden[0, [n - 1 for n in itertools.accumulate(lengths)]])
         return logits.float()
 
     def _to_model_ids(self, ids: Sequence[int]) -> list[int]:

@@ -346,10 +346,15 @@ async def test_full_vocabulary_model_matches_recompute(
     assert again.usage.cached_tokens == len(prompt) + len(tokens) - 1
 
 
-@pytest.mark.parametrize("rows", [[1, 2], [2, 0]], ids=["consecutive", "scattered"])
-def test_a_pass_writes_and_reads_each_rows_own_slot(rows: list[int]) -> None:
-    """Rows in consecutive slots are read as a view of the cache, scattered ones as a
-    copy; either way each row sees its own slot's keys, the new ones included."""
+@pytest.mark.parametrize(
+    ("rows", "positions"),
+    [([1, 2], [5, 3]), ([2, 0], [5, 3]), ([1, 1, 1], [3, 4, 5]), ([2, 2, 0], [4, 5, 2])],
+    ids=["consecutive", "scattered", "one-row-run", "a-run-and-a-row"],
+)
+def test_a_pass_writes_each_token_into_its_rows_slot(rows: list[int], positions: list[int]) -> None:
+    """Each token's keys and values land in its own row's slot at its position;
+    attention is handed the rows from the pass's first to its last, as a view of the
+    cache, up to the newest token."""
     config = GptOssConfig(
         vocab_size=64, hidden_size=16, intermediate_size=16, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=1, head_dim=8, sliding_window=4,
@@ -359,15 +364,14 @@ def test_a_pass_writes_and_reads_each_rows_own_slot(rows: list[int]) -> None:
     )
     for layer in (*cache.keys, *cache.values):
         layer.copy_(torch.randn(layer.shape))
-    positions = torch.tensor([[5], [3]])
     step = _StepCache(cache, rows, positions, {"full_attention": 0, "sliding_attention": 0})
-    new_keys, new_values = torch.randn(2, 1, 1, 8), torch.randn(2, 1, 1, 8)
+    new_keys, new_values = torch.randn(1, 1, len(rows), 8), torch.randn(1, 1, len(rows), 8)
     keys, values = step.update(new_keys, new_values, 0)
-    for i, row in enumerate(rows):
-        position = int(positions[i, 0])
-        assert torch.equal(cache.keys[0][row, :, position], new_keys[i, :, 0])
-        assert torch.equal(cache.values[0][row, :, position], new_values[i, :, 0])
-        assert torch.equal(keys[i], cache.keys[0][row, :, :6])
-        assert torch.equal(values[i], cache.values[0][row, :, :6])
-    is_view = keys.data_ptr() == cache.keys[0][rows[0]].data_ptr()
-    assert is_view == (rows == [1, 2])
+    first, end = min(rows), max(positions) + 1
+    assert keys.shape == (max(rows) + 1 - first, 1, end, 8)
+    for token, (row, position) in enumerate(zip(rows, positions, strict=True)):
+        assert torch.equal(cache.keys[0][row, :, position], new_keys[0, :, token])
+        assert torch.equal(cache.values[0][row, :, position], new_values[0, :, token])
+        assert torch.equal(keys[row - first], cache.keys[0][row, :, :end])
+        assert torch.equal(values[row - first], cache.values[0][row, :, :end])
+    assert keys.data_ptr() == cache.keys[0][first].data_ptr()

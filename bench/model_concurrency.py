@@ -221,9 +221,10 @@ async def run(args: argparse.Namespace, base: str, service_pid: int) -> dict[str
         single = result["levels"][0]["aggregate_tokens_per_s"]
         for entry in result["levels"]:
             entry["speedup_over_first_level"] = round(entry["aggregate_tokens_per_s"] / single, 2)
-        result["interactive_under_background"] = await interactive_under_background(
-            client, http, model, containers, workload, args.interactive, args.background
-        )
+        if args.interactive > 0:
+            result["interactive_under_background"] = await interactive_under_background(
+                client, http, model, containers, workload, args.interactive, args.background
+            )
         result["load_after"] = os.getloadavg()
     await client.close()
     return result
@@ -236,7 +237,9 @@ def main() -> None:
     parser.add_argument(
         "--seconds", type=float, default=20, help="how long each level keeps its clients busy"
     )
-    parser.add_argument("--interactive", type=int, default=20, help="TTFT samples, each way")
+    parser.add_argument(
+        "--interactive", type=int, default=20, help="TTFT samples, each way (0: not measured)"
+    )
     parser.add_argument("--background", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

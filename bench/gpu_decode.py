@@ -63,6 +63,8 @@ class Bench:
         # "unknown" id: draw from the ids it knows, or every prompt would be that one.
         known = generator.token_map.original_ids if generator.token_map else None
         self.ids = [i for i in known if i < PLAIN_ID_LIMIT] if known else None
+        if self.ids == []:
+            raise SystemExit("the model's token map holds no plain text ids to draw from")
 
     def prompt(self, length: int) -> list[int]:
         if self.ids is not None:
@@ -236,6 +238,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 rows, args.decode_prompt_tokens, args.decode_tokens, args.follow_up_tokens
             )
             for rows in (int(b) for b in args.batch_sizes.split(","))
+            # The follow-ups' conversation is one more row: it must not queue for a slot.
+            if rows < generator.concurrency
         ]
     if torch.device(args.device).type == "cuda":
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)

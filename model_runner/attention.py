@@ -75,7 +75,8 @@ def grouped_attention(
 class RowGroup:
     """Rows of a ragged pass whose attention is one batched product: key/value rows
     ``rows`` (a slice of those the cache hands attention), each with ``queries``
-    queries at ``positions`` (rows, queries) in its row.
+    queries at ``positions`` (rows, queries) in its row, the real ones from ``first`` to
+    ``last``.
 
     The queries are the flat sequence's ``tokens``, row after row, when they are such a
     run; otherwise token ``index[i]`` is the group's query ``i`` (counted row after row),
@@ -85,6 +86,8 @@ class RowGroup:
     rows: slice
     queries: int
     positions: torch.Tensor
+    first: int
+    last: int
     tokens: slice | None = None
     index: torch.Tensor | None = None
     real: torch.Tensor | None = None
@@ -95,9 +98,11 @@ class RowGroup:
 @dataclass(frozen=True)
 class RaggedLayout:
     """What one layer type's attention needs of a ragged pass, in place of a mask: the
-    row groups and, for each, its additive mask (rows, 1, queries, keys)."""
+    row groups and, for each, the keys it reads (a span of those the cache hands
+    attention) and its additive mask over them (rows, 1, queries, keys)."""
 
     groups: list[RowGroup]
+    spans: list[slice]
     masks: list[torch.Tensor]
 
 
@@ -112,6 +117,7 @@ def row_groups(
     they occupy; a row of that span fed more, or not fed at all, takes part with a query
     that sees nothing and whose output is dropped (cheaper than gathering the others'
     keys). Each row fed several tokens is a group of its own."""
+    assert all(a < b for a, b in itertools.pairwise(rows)), "rows must increase"
     offsets = [0, *itertools.accumulate(lengths)][:-1]
     groups = []
     single = [i for i, length in enumerate(lengths) if length == 1]
@@ -124,6 +130,7 @@ def row_groups(
             groups.append(
                 RowGroup(
                     slice(low, low + span), 1, positions.view(span, 1),
+                    min(starts[i] for i in single), max(starts[i] for i in single),
                     tokens=slice(first, first + span),
                 )
             )  # fmt: skip
@@ -138,6 +145,7 @@ def row_groups(
             groups.append(
                 RowGroup(
                     slice(low, low + span), 1, positions.view(span, 1).to(device),
+                    min(starts[i] for i in single), max(starts[i] for i in single),
                     index=index.to(device), real=real.view(span, 1).to(device),
                     sources=members.to(device), targets=index[members].to(device),
                 )
@@ -148,6 +156,7 @@ def row_groups(
             groups.append(
                 RowGroup(
                     slice(rows[i], rows[i] + 1), length, positions.view(1, length),
+                    starts[i], starts[i] + length - 1,
                     tokens=slice(offsets[i], offsets[i] + length),
                 )
             )  # fmt: skip
@@ -157,15 +166,19 @@ def row_groups(
 def ragged_layout(
     groups: list[RowGroup],
     first_key: int,
-    end: int,
     window: int | None,
     dtype: torch.dtype,
 ) -> RaggedLayout:
-    """``groups``' layout for a layer that reads key positions ``first_key`` to ``end``,
-    within ``window`` of each query when it is a sliding-window layer."""
-    masks = []
+    """``groups``' layout for a layer whose keys, as the cache hands them to attention,
+    start at position ``first_key``; within ``window`` of each query when it is a
+    sliding-window layer. Each group reads only the keys its own rows can see: a long
+    prompt's chunk does not score every key of the longest conversation in the pass,
+    nor does a fresh prompt widen the decoding rows' window."""
+    spans, masks = [], []
     for group in groups:
-        keys = torch.arange(first_key, end, device=group.positions.device).view(1, 1, -1)
+        start = first_key if window is None else max(first_key, group.first - window + 1)
+        end = group.last + 1
+        keys = torch.arange(start, end, device=group.positions.device).view(1, 1, -1)
         seen = group.positions.unsqueeze(-1)
         visible = keys <= seen
         if group.real is not None:
@@ -174,8 +187,9 @@ def ragged_layout(
             visible &= keys > seen - window
         mask = torch.zeros(visible.shape, dtype=dtype, device=keys.device)
         mask.masked_fill_(~visible, torch.finfo(dtype).min)
+        spans.append(slice(start - first_key, end - first_key))
         masks.append(mask.unsqueeze(1))
-    return RaggedLayout(groups, masks)
+    return RaggedLayout(groups, spans, masks)
 
 
 def ragged_attention(
@@ -192,13 +206,15 @@ def ragged_attention(
     heads, dim), as attention does for a sequence of that many tokens."""
     _, heads, tokens, dim = query.shape
     output: torch.Tensor | None = None
-    for group, mask in zip(layout.groups, layout.masks, strict=True):
+    for group, span, mask in zip(layout.groups, layout.spans, layout.masks, strict=True):
         count = group.rows.stop - group.rows.start
         picked = query[0, :, group.tokens if group.tokens is not None else group.index]
         grouped = picked.view(heads, count, group.queries, dim).transpose(0, 1)
         result, _ = grouped_attention(
-            module, grouped, key[group.rows], value[group.rows], mask, scaling, s_aux=s_aux
-        )  # (count, queries, heads, dim)
+            module, grouped, key[group.rows, :, span], value[group.rows, :, span], mask,
+            scaling, s_aux=s_aux,
+        )  # fmt: skip
+        # (count, queries, heads, dim)
         if group.tokens == slice(0, tokens):  # the whole pass, in order: a decoding step
             return result.reshape(1, tokens, heads, dim), None
         if output is None:

@@ -40,7 +40,8 @@ class ModelUnavailable(ModelRunnerError):
 
 
 class ModelMismatch(ModelRunnerError):
-    """A served model the service cannot drive: its vocabulary is not harmony's."""
+    """A model the service cannot drive: a served one whose vocabulary is not harmony's,
+    or a checkpoint of another architecture than gpt-oss for the batching runner."""
 
     code = "model_mismatch"
 

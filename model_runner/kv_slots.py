@@ -153,10 +153,11 @@ class SlotCache:
 
     def pack(self, slots: Sequence[Slot]) -> None:
         """Move ``slots`` to the front, indices 0 to n-1, by swapping them with slots
-        there: a pass over consecutive slots reads each layer's keys as one view, where
-        scattered ones need a copy of every row's span, every step (at 8 rows, a fifth of
-        a decoding step on a CPU). A swap copies only the tokens the two slots hold, and
-        a Slot keeps its contents (it is the Slot's ``index`` that changes)."""
+        there: a pass reads each layer's keys as one view from its first row to its
+        last, so rows spread over the whole cache would have it read every slot between
+        (gathering them instead copied every row's span, every step: at 8 rows, a fifth
+        of a decoding step on a CPU). A swap copies only the tokens the two slots hold,
+        and a Slot keeps its contents (it is the Slot's ``index`` that changes)."""
         front = len(slots)
         wanted = {id(slot) for slot in slots}
         strangers = (s for s in self.slots[:front] if id(s) not in wanted)

@@ -49,6 +49,7 @@ from model_runner.attention import SERVING_ATTENTION, ragged_layout, row_groups
 from model_runner.errors import (
     GenerationFailed,
     InvalidGenerationRequest,
+    ModelMismatch,
     ModelRunnerError,
     ModelTooLarge,
 )
@@ -261,8 +262,8 @@ class _StepCache:
 
 
 class TransformersGenerator:
-    """A gpt-oss ``GptOssForCausalLM`` (or any causal LM) behind the ``Generator``
-    protocol, batching concurrent generations.
+    """A gpt-oss ``GptOssForCausalLM`` behind the ``Generator`` protocol, batching
+    concurrent generations (another architecture raises ``ModelMismatch``).
 
     ``model`` is a loaded transformers model; ``token_map`` is given for a vocabulary-
     subset checkpoint. ``max_batch`` is how many generations may share a step;
@@ -291,6 +292,16 @@ class TransformersGenerator:
         self.name = name
         self.token_map = token_map
         self.config = model.config
+        model_type = getattr(self.config, "model_type", None)
+        if model_type != "gpt_oss":
+            # The runner's attention is gpt-oss's (sinks, sliding windows); another
+            # architecture's extras (Gemma's logit soft-capping, say) it would drop.
+            raise ModelMismatch(
+                f"the batching runner serves gpt-oss models (GptOssForCausalLM); this is "
+                f"a {model_type!r} model"
+            )
+        if prefill_chunk_tokens < 1:
+            raise ValueError("prefill_chunk_tokens must be at least 1")
         # The runner's passes are ragged (model_runner.attention): only its own
         # attention, eager's arithmetic without a copy of the keys per query head, reads
         # them.
@@ -690,7 +701,6 @@ class TransformersGenerator:
         from position ``starts[i]`` into slot ``rows[i]``. Returns the logits after each
         row's last token."""
         window = self.slots.sliding_window
-        end = max(start + length for start, length in zip(starts, lengths, strict=True))
         spans = {"full_attention": 0, "sliding_attention": 0}
         if window is not None:
             # Keys older than every row's window are never read.
@@ -698,9 +708,9 @@ class TransformersGenerator:
         first_row = min(rows)
         groups = row_groups([row - first_row for row in rows], starts, lengths, self.device)
         layouts = {
-            "full_attention": ragged_layout(groups, 0, end, None, self.dtype),
+            "full_attention": ragged_layout(groups, 0, None, self.dtype),
             "sliding_attention": ragged_layout(
-                groups, spans["sliding_attention"], end, window, self.dtype
+                groups, spans["sliding_attention"], window, self.dtype
             ),
         }
         token_rows = [row for row, length in zip(rows, lengths, strict=True) for _ in range(length)]

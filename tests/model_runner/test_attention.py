@@ -59,7 +59,7 @@ def test_a_ragged_pass_attends_each_row_to_its_own_keys() -> None:
     assert [g.queries for g in groups] == [1, 4]  # the decoding rows together, over 0-4
     for window in (None, 5):
         first_key = 0 if window is None else max(0, min(starts) - window + 1)
-        layout = ragged_layout(groups, first_key, end, window, torch.float32)
+        layout = ragged_layout(groups, first_key, window, torch.float32)
         output, _ = serving_attention(
             module, query, key[:, :, first_key:end], value[:, :, first_key:end], layout,
             scaling, s_aux=sinks,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 import torch
@@ -19,10 +20,12 @@ from runner_fixtures import (
     prompt_of,
     wait_idle,
 )
-from transformers import GptOssConfig
+from transformers import GptOssConfig, LlamaConfig, LlamaForCausalLM
 
-from model_runner.errors import InvalidGenerationRequest
-from model_runner.generator import GenerationRequest
+from model_runner import transformers_backend
+from model_runner.attention import RowGroup, row_groups
+from model_runner.errors import InvalidGenerationRequest, ModelMismatch
+from model_runner.generator import GenerationRequest, GenerationStream
 from model_runner.kv_slots import SlotCache
 from model_runner.token_map import TokenMap
 from model_runner.transformers_backend import (
@@ -287,6 +290,66 @@ async def test_background_rows_sit_out_an_interactive_requests_first_steps(
     assert "background" in order[first + INTERACTIVE_HEAD_TOKENS :]
     assert interactive_tokens == greedy_reference(generator, interactive_prompt, interactive_length)
     assert background_tokens == greedy_reference(generator, background_prompt, background_length)
+
+
+async def test_a_row_sitting_out_between_decoding_rows_changes_nothing(
+    token_map: TokenMap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slots 0 and 2 decode (interactive) while slot 1, a background row, sits the step
+    out: the decoding rows are one group over slots 0 to 2, slot 1's query a dummy whose
+    output is dropped. Every output is still exactly its greedy one."""
+    groups_seen: list[list[RowGroup]] = []
+
+    def recording(*args: Any) -> list[RowGroup]:
+        groups = row_groups(*args)
+        groups_seen.append(groups)
+        return groups
+
+    monkeypatch.setattr(transformers_backend, "row_groups", recording)
+    generator = build_subset_generator(token_map, name="sit-out")
+    first, background, late = (prompt_of(10 + n, offset=80 + n) for n in range(3))
+    first_tokens: list[int] = []
+    background_tokens: list[int] = []
+
+    async def drain(stream: GenerationStream, into: list[int]) -> None:
+        async for token in stream:
+            into.append(token)
+
+    first_stream = generator.generate(greedy(first, 60))
+    iterator = aiter(first_stream)
+    first_tokens.append(await anext(iterator))  # slot 0 decoding
+    background_stream = generator.generate(greedy(background, 60, background=True))
+    background_iterator = aiter(background_stream)
+    background_tokens.append(await anext(background_iterator))  # slot 1 decoding
+    tasks = [
+        asyncio.create_task(drain(iterator, first_tokens)),  # type: ignore[arg-type]
+        asyncio.create_task(drain(background_iterator, background_tokens)),  # type: ignore[arg-type]
+    ]
+    late_tokens = await collect(generator.generate(greedy(late, 20)))  # slot 2
+    await asyncio.gather(*tasks)
+    assert first_tokens == greedy_reference(generator, first, 60)
+    assert background_tokens == greedy_reference(generator, background, 60)
+    assert late_tokens == greedy_reference(generator, late, 20)
+    with_dummies = [
+        group for groups in groups_seen for group in groups if group.sources is not None
+    ]
+    assert with_dummies, "no step had a row sitting out between decoding rows"
+
+
+def test_only_gpt_oss_models_are_served() -> None:
+    """The runner's attention is gpt-oss's: another architecture is refused at once
+    rather than run with its own extras silently dropped."""
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=16, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1,
+    )  # fmt: skip
+    with pytest.raises(ModelMismatch, match="'llama'"):
+        TransformersGenerator(LlamaForCausalLM(config), name="llama")
+
+
+def test_a_prefill_chunk_of_no_tokens_is_refused(token_map: TokenMap) -> None:
+    with pytest.raises(ValueError, match="prefill_chunk_tokens"):
+        build_subset_generator(token_map, prefill_chunk_tokens=0)
 
 
 async def test_more_requests_than_the_batch_wait_their_turn(token_map: TokenMap) -> None:

@@ -19,6 +19,7 @@ from interpreter.config import Settings
 from interpreter.errors import SandboxError
 from interpreter.preflight import StartupRefused, sandbox_backend
 from model_runner.errors import ModelRunnerError
+from model_runner.startup import freeze_startup_objects
 
 
 def _is_loopback(host: str) -> bool:
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         settings, backend=backend, generator=generator, cleanup_on_exit=args.cleanup_on_exit
     )
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
+    freeze_startup_objects()
     GracefulServer(config, app).run()
 
 

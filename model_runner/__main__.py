@@ -15,6 +15,7 @@ from typing import Any
 
 from model_runner.errors import ModelRunnerError
 from model_runner.loading import load_generator
+from model_runner.startup import freeze_startup_objects
 
 #: When told to stop, generations still streaming get this long before they are cut.
 GRACEFUL_SHUTDOWN_S = 5
@@ -53,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     logging.getLogger(__name__).info("serving %s", generator.name)
     app = create_app(generator)
+    freeze_startup_objects()
     if not args.uds:
         uvicorn.run(
             app,

@@ -136,10 +136,11 @@ def row_groups(
             )  # fmt: skip
         else:
             members = torch.tensor([rows[i] - low for i in single])
+            targets = torch.tensor([offsets[i] for i in single])
             index = torch.zeros(span, dtype=torch.long)
             positions = torch.zeros(span, dtype=torch.long)
             real = torch.zeros(span, dtype=torch.bool)
-            index[members] = torch.tensor([offsets[i] for i in single])
+            index[members] = targets
             positions[members] = torch.tensor([starts[i] for i in single])
             real[members] = True
             groups.append(
@@ -147,7 +148,7 @@ def row_groups(
                     slice(low, low + span), 1, positions.view(span, 1).to(device),
                     min(starts[i] for i in single), max(starts[i] for i in single),
                     index=index.to(device), real=real.view(span, 1).to(device),
-                    sources=members.to(device), targets=index[members].to(device),
+                    sources=members.to(device), targets=targets.to(device),
                 )
             )  # fmt: skip
     for i, length in enumerate(lengths):

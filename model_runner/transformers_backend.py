@@ -233,13 +233,9 @@ class _StepCache:
         self.spans = spans  # layer type -> first key position attention reads
         self.end = max(positions) + 1
         self.first_row, self.after_row = min(rows), max(rows) + 1
-        # One row's tokens are a contiguous run of positions, written as a view.
-        self.run = (
-            (rows[0], positions[0])
-            if self.after_row - self.first_row == 1
-            and positions == list(range(positions[0], positions[0] + len(positions)))
-            else None
-        )
+        # One row's tokens (a chunk of its prompt) are a contiguous run of positions,
+        # written as a view.
+        self.run = (rows[0], positions[0]) if self.after_row - self.first_row == 1 else None
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
@@ -721,7 +717,7 @@ class TransformersGenerator:
         cache = _StepCache(self.slots, token_rows, positions, spans)
         hidden = self._decoder(
             input_ids=torch.tensor([tokens], device=self.device),
-            position_ids=torch.tensor([positions], device=self.device),
+            position_ids=cache.positions.unsqueeze(0),
             attention_mask=layouts,
             cache=cache,
             use_cache=True,

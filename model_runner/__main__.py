@@ -15,7 +15,7 @@ from typing import Any
 
 from model_runner.errors import ModelRunnerError
 from model_runner.loading import load_generator
-from model_runner.startup import freeze_startup_objects
+from model_runner.startup import freeze_startup_objects, warm_up
 
 #: When told to stop, generations still streaming get this long before they are cut.
 GRACEFUL_SHUTDOWN_S = 5
@@ -52,6 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
         if parent is not None:
             parent.report(exc)
         return 2
+    if "://" not in args.model:
+        warm_up(generator)
     logging.getLogger(__name__).info("serving %s", generator.name)
     app = create_app(generator)
     freeze_startup_objects()

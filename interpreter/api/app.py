@@ -115,6 +115,7 @@ def load_model(settings: Settings) -> Generator | None:
     if settings.model == "none":
         return None
     from model_runner.loading import load_generator
+    from model_runner.startup import warm_up
 
     log.info("loading model %s", settings.model)
     served = "://" in settings.model
@@ -129,7 +130,10 @@ def load_model(settings: Settings) -> Generator | None:
         options["concurrency" if served else "max_batch"] = settings.model_concurrency
     if settings.model_threads and not served:
         options["cpu_threads"] = settings.model_threads
-    return load_generator(settings.model, **options)
+    generator = load_generator(settings.model, **options)
+    if not served:
+        warm_up(generator)
+    return generator
 
 
 async def _load_model(settings: Settings) -> Generator | None:

@@ -20,6 +20,7 @@ from model_runner.errors import ModelNotFound, ModelUnavailable
 from model_runner.harmony import load_encoding
 from model_runner.loading import load_generator
 from model_runner.process import RunnerProcess
+from model_runner.startup import WARM_UP_PROMPT
 from tests.conftest import process_alive
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,3 +198,17 @@ def test_a_service_with_a_local_model_never_imports_torch() -> None:
         "assert type(model).__name__ == 'RunnerProcess' and not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, timeout=300)
+
+
+async def test_the_child_warms_its_model_up_before_the_first_request(
+    runner: RunnerProcess,
+) -> None:
+    """The child generated from ``WARM_UP_PROMPT`` before serving: a first request that
+    begins the same way finds those tokens in the prefix cache."""
+    warm = load_encoding().encode(WARM_UP_PROMPT, allowed_special="all")
+    prompt = harmony_prompt()
+    shared = next(i for i, (a, b) in enumerate(zip(warm, prompt, strict=False)) if a != b)
+    assert shared == 3  # <|start|>user<|message|>, then the messages differ
+    stream = runner.generate(greedy(prompt, 1))
+    await collect(stream)
+    assert stream.usage.cached_tokens == shared

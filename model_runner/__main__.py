@@ -47,13 +47,13 @@ def _serve(args: argparse.Namespace) -> int:
     parent = _Parent(args.control_fd, args.uds) if args.control_fd is not None else None
     try:
         generator = load_generator(args.model, **options)
+        if "://" not in args.model:
+            warm_up(generator)  # a failure here is reported as a failure to load
     except ModelRunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if parent is not None:
             parent.report(exc)
         return 2
-    if "://" not in args.model:
-        warm_up(generator)
     logging.getLogger(__name__).info("serving %s", generator.name)
     app = create_app(generator)
     freeze_startup_objects()

@@ -14,16 +14,12 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from interpreter.api import protocol as containers_wire
-from interpreter.api.app import create_app, load_model
-from interpreter.chat import wire as chat_wire
+from interpreter.api.app import build_wire_types, create_app, load_model
 from interpreter.config import Settings
 from interpreter.errors import SandboxError
 from interpreter.preflight import StartupRefused, sandbox_backend
-from interpreter.responses import serving as responses_serving
-from interpreter.responses import wire as responses_wire
 from model_runner.errors import ModelRunnerError
-from model_runner.startup import build_deferred_models, freeze_startup_objects
+from model_runner.startup import freeze_startup_objects
 
 
 def _is_loopback(host: str) -> bool:
@@ -92,8 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         settings, backend=backend, generator=generator, cleanup_on_exit=args.cleanup_on_exit
     )
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
-    # The SDK's wire types, built before the first response rather than during it.
-    build_deferred_models(responses_wire, chat_wire, containers_wire, responses_serving)
+    build_wire_types()
     freeze_startup_objects()
     GracefulServer(config, app).run()
 

@@ -16,17 +16,22 @@ from fastapi.staticfiles import StaticFiles
 
 from interpreter import preflight
 from interpreter.api import chat, containers, errors, files, health, models, notebooks, responses
+from interpreter.api import protocol as containers_wire
+from interpreter.chat import wire as chat_wire
 from interpreter.chat.serving import ChatCompletionsService
 from interpreter.chat.store import ChatStore
 from interpreter.config import Settings
 from interpreter.files import FileStore
 from interpreter.mcp import http as mcp_http
 from interpreter.metrics import Metrics
+from interpreter.responses import serving as responses_serving
+from interpreter.responses import wire as responses_wire
 from interpreter.responses.serving import ResponsesService
 from interpreter.responses.store import ResponseStore
 from interpreter.sandboxes.base import SandboxBackend
 from interpreter.sessions.manager import SessionManager
 from model_runner.generator import Generator
+from model_runner.startup import build_deferred_models
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +139,16 @@ def load_model(settings: Settings) -> Generator | None:
     if not served:
         warm_up(generator)
     return generator
+
+
+#: The modules that name the ``openai`` SDK types the service sends.
+WIRE_MODULES = (responses_wire, chat_wire, containers_wire, responses_serving)
+
+
+def build_wire_types() -> int:
+    """Build the SDK types the service sends now, not during the first response (the SDK
+    defers each schema to first use). Returns how many were built."""
+    return build_deferred_models(*WIRE_MODULES)
 
 
 async def _load_model(settings: Settings) -> Generator | None:

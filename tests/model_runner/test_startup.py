@@ -8,14 +8,9 @@ import types
 import pydantic
 from openai import BaseModel as SdkModel
 
-from interpreter.api import protocol as containers_wire
-from interpreter.chat import wire as chat_wire
-from interpreter.responses import serving as responses_serving
-from interpreter.responses import wire as responses_wire
+from interpreter.api.app import WIRE_MODULES, build_wire_types
 from model_runner.startup import build_deferred_models, warm_up
 from model_runner.transformers_backend import TransformersGenerator
-
-SERVICE_WIRE_MODULES = (responses_wire, chat_wire, containers_wire, responses_serving)
 
 
 def test_deferred_models_that_a_module_names_are_built_once() -> None:
@@ -35,10 +30,10 @@ def test_deferred_models_that_a_module_names_are_built_once() -> None:
 
 
 def test_every_sdk_type_the_service_sends_is_built() -> None:
-    build_deferred_models(*SERVICE_WIRE_MODULES)
+    build_wire_types()
     sdk_types = [
         value
-        for module in SERVICE_WIRE_MODULES
+        for module in WIRE_MODULES
         for value in vars(module).values()
         if isinstance(value, type) and issubclass(value, SdkModel) and value is not SdkModel
     ]

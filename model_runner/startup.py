@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Sequence
 from types import ModuleType
 
 import pydantic
@@ -65,21 +66,22 @@ def warm_up(generator: Generator) -> None:
     first pass also loads kernels and allocates workspaces. Done here, that lands on no
     user's request. Blocks; call it where no event loop is running.
     """
+    prompt = load_encoding().encode(WARM_UP_PROMPT, allowed_special="all")
+    asyncio.run(generate_one_token(generator, prompt))
 
-    async def one_token() -> None:
-        prompt = load_encoding().encode(WARM_UP_PROMPT, allowed_special="all")
-        stream = generator.generate(
-            GenerationRequest(
-                prompt_tokens=list(prompt),
-                max_tokens=1,
-                stop_tokens=frozenset(),
-                temperature=0.0,
-            )
+
+async def generate_one_token(generator: Generator, prompt: Sequence[int]) -> None:
+    """One greedy token of ``prompt``, read and dropped; the generator's errors pass."""
+    stream = generator.generate(
+        GenerationRequest(
+            prompt_tokens=list(prompt),
+            max_tokens=1,
+            stop_tokens=frozenset(),
+            temperature=0.0,
         )
-        try:
-            async for _ in stream:
-                pass
-        finally:
-            await stream.aclose()
-
-    asyncio.run(one_token())
+    )
+    try:
+        async for _ in stream:
+            pass
+    finally:
+        await stream.aclose()

@@ -84,6 +84,8 @@ def create_app(
         app.state.api_keys = settings.api_key_set()
         app.state.started_at = int(time.time())
         try:
+            if responses_service is not None and generator is None:  # loaded here
+                await responses_service.warm_up()
             await manager.start()
             if responses_service is not None:
                 await responses_service.recover()

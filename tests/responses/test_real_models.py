@@ -163,3 +163,25 @@ def test_demo_model_on_llama_cpp_carries_each_family_through_the_loop(
             if item.type == "code_interpreter_call":
                 assert item.status == "completed", item
                 assert item.outputs is not None, item.code
+
+
+def test_a_fresh_services_first_response_finds_the_system_message_cached(client_for) -> None:
+    """Before it serves, the service generates one token from a new conversation's
+    prompt (``ResponsesService.warm_up``), so its first response reuses the system
+    message from the model's prefix cache, as every later one does."""
+    client = client_for("random:tiny")
+    first, later = [
+        client.responses.create(
+            model="random:tiny",
+            input=text,
+            tools=TOOLS,
+            max_output_tokens=16,
+            max_tool_calls=0,  # one model call each
+        )
+        for text in ("What is 2 + 2?", "Hello there")
+    ]
+    assert first.usage is not None and later.usage is not None
+    cached = first.usage.input_tokens_details.cached_tokens
+    # The two share their system message and user header, and nothing after it.
+    assert cached == later.usage.input_tokens_details.cached_tokens
+    assert cached > 100

@@ -3,6 +3,8 @@ executions, and a soak of mixed traffic.
 
     .venv/bin/python bench/load.py [--conversations 50] [--sessions 20] [--executions 10]
                                    [--burst 16] [--soak-seconds 600] [--soak-workers 8]
+                                   [--skip burst,conversations,executions,soak]
+                                   [--preimport MODULES]   # '' for none
 
 One real service process (``python -m interpreter serve``, the demo model, every other
 setting at its default), driven over HTTP with the official ``openai`` SDK from this
@@ -604,12 +606,20 @@ def main() -> None:
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument("--soak-workers", type=int, default=8)
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out")
+    parser.add_argument(
+        "--preimport",
+        help="the sandboxes' pre-imports ('' for none); the service's default if not given",
+    )
     args = parser.parse_args()
     skip = set(args.skip.split(",")) - {""}
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_at_start": machine_load()}}
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         root = Path(tmp)
-        with running_service(root, SERVICE_NAME, MODEL="demo") as service:
+        settings = {"MODEL": "demo"}
+        if args.preimport is not None:
+            settings["PREIMPORT"] = args.preimport
+        results["preimport"] = args.preimport
+        with running_service(root, SERVICE_NAME, **settings) as service:
             results["service_at_start"] = process_figures(service.pid)
             if "burst" not in skip:
                 results["burst"] = asyncio.run(burst(service.base, args.burst))

@@ -27,6 +27,7 @@ import dataclasses
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -196,6 +197,27 @@ class Row:
     replaceable: list[bool]  # a user's word the unknown-token noise may hide
 
 
+_SLOT = re.compile(r"\{[a-z0-9]+\}")
+
+
+def frame_tokens(
+    renderer: HarmonyRenderer, token_map: TokenMap, max_keys: int = 3
+) -> frozenset[int]:
+    """The compact ids of the training phrasings' frame words: those written in the
+    phrasings of more than ``max_keys`` requests ("What", " the", " of", "?"), as opposed
+    to the words few requests use ("median", " primes", " cubed"), which tell them
+    apart. Words no phrasing writes (names, months, out-of-scope topics) are not frame."""
+    encode = renderer.encoding.encode
+    keys_of: dict[int, set[str]] = {}
+    for key, templates in data.PHRASINGS.items():
+        for template in templates:
+            for fragment in _SLOT.split(template):
+                for token in encode(fragment, allowed_special=set()):
+                    keys_of.setdefault(token, set()).add(key)
+    frame = [token for token, keys in keys_of.items() if len(keys) > max_keys]
+    return frozenset(t for t in token_map.to_compact(frame) if t != token_map.unknown_id)
+
+
 class BatchSampler:
     """Draws each step's conversations from one seeded stream and lays them out."""
 
@@ -208,6 +230,7 @@ class BatchSampler:
         tokens_per_batch: int = 6000,
         unknown_rate: float = 0.04,
         truncated_rate: float = 0.2,
+        frame_unknown_rate: float | None = None,
     ) -> None:
         self.renderer = renderer
         self.token_map = token_map
@@ -216,6 +239,14 @@ class BatchSampler:
         self.tokens_per_batch = tokens_per_batch
         self.unknown_rate = unknown_rate
         self.truncated_rate = truncated_rate
+        # A request's frame words ("What", "the", "please") may be hidden more often than
+        # the words that tell its task apart ("median", "primes"): see frame_tokens.
+        self.frame_unknown_rate = unknown_rate if frame_unknown_rate is None else frame_unknown_rate
+        self.frame = (
+            frame_tokens(renderer, token_map)
+            if self.frame_unknown_rate != unknown_rate
+            else frozenset()
+        )
         self.unknown = token_map.unknown_id
         self.pad = self.unknown
         self.encoder = data.MessageEncoder(renderer)
@@ -246,13 +277,15 @@ class BatchSampler:
     def _noisy(self, row: Row) -> list[int]:
         """Hide a few of the user's words behind the unknown id, never one the assistant
         copies, so an unseen word in a request reads as a gap, not as nonsense."""
-        if not self.unknown_rate:
+        if not self.unknown_rate and not self.frame_unknown_rate:
             return row.tokens
         copied = {t for t, learnt in zip(row.tokens, row.mask, strict=True) if learnt}
         out = list(row.tokens)
         for i, token in enumerate(out):
-            if row.replaceable[i] and token not in copied and self.rng.random() < self.unknown_rate:
-                out[i] = self.unknown
+            if row.replaceable[i] and token not in copied:
+                rate = self.frame_unknown_rate if token in self.frame else self.unknown_rate
+                if self.rng.random() < rate:
+                    out[i] = self.unknown
         return out
 
     def next(self) -> Step:
@@ -372,6 +405,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         args.conversations,
         args.tokens_per_batch,
         args.unknown_rate,
+        frame_unknown_rate=args.frame_unknown_rate,
     )
     losses: list[tuple[int, float]] = []
     start = 0
@@ -443,6 +477,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--conversations", type=int, default=12, help="conversations per step")
     parser.add_argument("--tokens-per-batch", type=int, default=6000)
     parser.add_argument("--unknown-rate", type=float, default=0.04)
+    parser.add_argument(
+        "--frame-unknown-rate",
+        type=float,
+        help="the rate for the phrasings' frame words (default: --unknown-rate)",
+    )
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--decay-steps", type=int, default=600, help="final steps of lr decay")

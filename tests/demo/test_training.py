@@ -260,3 +260,30 @@ def test_training_is_seeded_and_resumes_exactly(tmp_path: Path) -> None:
     losses = [json.loads((tmp_path / n / "losses.json").read_text()) for n in ("a", "c")]
     assert losses[0] == losses[1]
     assert resumed["final_loss"] == whole["final_loss"]
+
+
+def test_frame_words_are_hidden_at_their_own_rate(renderer: HarmonyRenderer) -> None:
+    token_map = train.build_token_map(renderer, data.TRAIN_SEED, samples=200)
+    frame = train.frame_tokens(renderer, token_map)
+
+    def compact(text: str) -> int:
+        (original,) = renderer.encoding.encode(text, allowed_special=set())
+        return token_map.to_compact([original])[0]
+
+    # Words many requests write are frame words; those that tell requests apart are not.
+    assert {compact(w) for w in ("What", " the", " of", "?")} <= frame
+    assert not {compact(w) for w in (" median", " primes", " cube", " weekday")} & frame
+
+    sampler = train.BatchSampler(
+        renderer, token_map, seed=3, conversations=4, unknown_rate=0.0, frame_unknown_rate=1.0
+    )
+    rows = [sampler._row(sampler.conversation()) for _ in range(8)]
+    hidden_frame = 0
+    for row in rows:
+        copied = {t for t, learnt in zip(row.tokens, row.mask, strict=True) if learnt}
+        noisy = sampler._noisy(row)
+        for token, shown, user in zip(row.tokens, noisy, row.replaceable, strict=True):
+            frame_word = user and token in frame and token not in copied
+            assert shown == (sampler.unknown if frame_word else token)
+            hidden_frame += frame_word
+    assert hidden_frame > 0

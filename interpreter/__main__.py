@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     except ModelRunnerError as exc:
         sys.exit(f"Cannot start with INTERPRETER_MODEL={settings.model}: {exc}")
     app = create_app(
-        settings, backend=backend, generator=generator, cleanup_on_exit=args.cleanup_on_exit
+        settings,
+        backend=backend,
+        generator=generator,
+        cleanup_on_exit=args.cleanup_on_exit,
+        warm_up_model=True,
     )
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
     build_wire_types()

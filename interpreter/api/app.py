@@ -44,12 +44,16 @@ def create_app(
     backend: SandboxBackend | None = None,
     generator: Generator | None = None,
     cleanup_on_exit: bool = False,
+    warm_up_model: bool | None = None,
 ) -> FastAPI:
     """The service. ``backend`` defaults to Docker (checked: ``preflight``) and
     ``generator`` to the model that ``settings.model`` names (none when it is "none"); the
     app closes both when it stops. ``cleanup_on_exit`` also ends every session at
-    shutdown (otherwise they outlive the process, to be re-adopted)."""
+    shutdown (otherwise they outlive the process, to be re-adopted). ``warm_up_model``:
+    generate one token before serving (``ResponsesService.warm_up``); by default only
+    for a model the app loads itself, not one handed in (a test's double keeps its script)."""
     settings = settings or Settings()
+    warm_up = generator is None if warm_up_model is None else warm_up_model
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,7 +88,7 @@ def create_app(
         app.state.api_keys = settings.api_key_set()
         app.state.started_at = int(time.time())
         try:
-            if responses_service is not None and generator is None:  # loaded here
+            if responses_service is not None and warm_up:
                 await responses_service.warm_up()
             await manager.start()
             if responses_service is not None:

@@ -451,10 +451,9 @@ class ResponsesService:
     async def warm_up(self) -> None:
         """Before serving: one token from a new conversation's first prompt, so that the
         first response after a start finds today's system message in the model's prefix
-        cache (a prompt of 184 tokens prefilled whole otherwise) and, for a model in a
-        process of its own, a connection already open and its route already run once
-        (12 ms more on the first request). A failure is logged, not raised: the model
-        was already loaded or probed, and a response will say what goes wrong."""
+        cache and, for a model in a process of its own, a connection already open and
+        its route already run once. A failure is logged, not raised: the model was
+        already loaded or probed, and a response will say what goes wrong."""
         system = self.builder.system_prompt(conversation_date=None, effort=None, with_python=True)
         prompt = self.renderer.render_prompt([*self.builder.prefix(system, ""), user_message("Hi")])
         try:

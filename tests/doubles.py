@@ -39,6 +39,11 @@ class ScriptedGenerator:
     harmony text as the model would write it after ``<|start|>assistant``,
     e.g. ``"<|channel|>analysis to=python code<|message|>print(1)<|call|>"``, or
     ``Paused`` text. It is cut at ``max_tokens`` like a real model's output.
+
+    A service started with ``python -m interpreter serve`` asks its model for one greedy
+    token before it serves (``ResponsesService.warm_up``). Such a request is no turn of a
+    conversation: it is answered with one token, counted in ``warm_ups``, and takes
+    nothing from the script.
     """
 
     name = "scripted-double"
@@ -59,8 +64,14 @@ class ScriptedGenerator:
         self.requests: list[GenerationRequest] = []
         self.token_delay_s = token_delay_s
         self.cancelled = 0
+        self.warm_ups = 0
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
+        if request.max_tokens == 1 and request.temperature == 0.0:
+            self.warm_ups += 1
+            one = self.encoding.encode("Hello")[:1]
+            usage = GenerationUsage(prompt_tokens=len(request.prompt_tokens))
+            return GenerationStream(self._play(one, frozenset()), usage)
         self.prompts.append(list(request.prompt_tokens))
         self.requests.append(request)
         text = (

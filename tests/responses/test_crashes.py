@@ -89,6 +89,7 @@ def test_a_killed_service_leaves_nothing_half_done(tmp_path: Path, service_name:
         released = [streamed, fresh, after_code]
         try:
             first.wait_healthy()
+            assert double.warm_ups == 1  # the start asked its model for a token first
             client = closing.enter_context(
                 OpenAI(base_url=f"{first.base_url}/v1", api_key="none", max_retries=0)
             )
@@ -143,6 +144,7 @@ def test_a_killed_service_leaves_nothing_half_done(tmp_path: Path, service_name:
         second.start()
         try:
             second.wait_healthy()
+            assert double.warm_ups == 2
             client = closing.enter_context(
                 OpenAI(base_url=f"{second.base_url}/v1", api_key="none", max_retries=0)
             )

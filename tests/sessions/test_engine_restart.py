@@ -95,6 +95,8 @@ def test_an_engine_restart_never_gives_500_and_sessions_carry_on(
         watcher: Watcher | None = None
         try:
             service.wait_healthy()
+            # Before it serves, `python -m interpreter serve` asks its model for a token.
+            assert double.warm_ups == 1
             base = service.base_url
             api = closing.enter_context(
                 OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0)

@@ -7,6 +7,8 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
+import signal
 import sys
 from types import FrameType
 
@@ -94,7 +96,14 @@ def main(argv: list[str] | None = None) -> None:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
     build_wire_types()
     freeze_startup_objects()
-    GracefulServer(config, app).run()
+    try:
+        GracefulServer(config, app).run()
+    except KeyboardInterrupt:
+        # After a clean stop on Ctrl-C uvicorn raises the signal again, so that the
+        # process ends as one stopped by it; Python would print that as a traceback.
+        # End the same way, without the traceback.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _setting_errors(exc: ValidationError) -> str:

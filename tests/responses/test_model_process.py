@@ -101,9 +101,10 @@ def test_a_killed_model_process_fails_its_calls_and_comes_back(
 
         # A Ctrl-C reaches the service's group; the model process, in a session of its
         # own, is stopped by the service rather than by the signal, and not restarted.
-        service.signal(signal.SIGINT, timeout_s=120)
+        assert service.signal(signal.SIGINT, timeout_s=120) == -signal.SIGINT
         log = service.log.read_text()
         assert "Application shutdown complete" in log
+        assert "KeyboardInterrupt" not in log  # a stop asked for is no crash
         assert not process_alive(restarted)
         assert not folder.exists()
         assert log.count("exited with code") == 1, log[-3000:]  # the SIGKILL's

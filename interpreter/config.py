@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # torch's threads for a local model on a CPU. 0: torch's default (one per core),
     # except the demo model, which runs best on one.
     model_threads: int = 0
+    # How long a start waits for one token from the model before it serves
+    # (ResponsesService.warm_up); past it, it serves without. 0: no warm-up.
+    model_warm_up_timeout_s: float = Field(default=120.0, ge=0)
     data_dir: Path = REPO_ROOT / ".data"  # the response store and other state
     max_tool_calls: int = 8  # per response, unless the request asks for fewer
     max_output_tokens: int = 2048  # per response, unless the request asks for fewer

@@ -1,13 +1,15 @@
 """Start-up with a model that cannot load, or a served one that does not answer, stops
-before any sandbox exists."""
+before any sandbox exists; one that answers no warm-up delays the start by a bound."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ import pytest
 
 from interpreter.api.app import create_app
 from model_runner.errors import ModelNotFound
+from model_runner.generator import GenerationRequest, GenerationStream, GenerationUsage
 from tests.conftest import docker_containers
+from tests.doubles import ScriptedGenerator
 
 pytestmark = [pytest.mark.docker]
 
@@ -62,3 +66,44 @@ def test_an_engine_that_does_not_answer_stops_the_service_in_one_sentence(
         f"No vLLM server answers at http://127.0.0.1:{port}"
     )
     assert docker_containers(settings.service_name) == []
+
+
+class SilentModel(ScriptedGenerator):
+    """A double of an engine that takes every request and never answers it."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.asked = 0
+
+    def generate(self, request: GenerationRequest) -> GenerationStream:
+        self.asked += 1
+        usage = GenerationUsage(prompt_tokens=len(request.prompt_tokens))
+        return GenerationStream(self._never(), usage)
+
+    async def _never(self) -> AsyncIterator[int]:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        yield 0
+
+
+async def test_a_model_silent_at_warm_up_delays_the_start_by_the_warm_ups_limit_only(
+    make_settings: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    silent = SilentModel()
+    settings = make_settings(model_warm_up_timeout_s=0.2, pool_size=0)
+    app = create_app(settings, generator=silent, warm_up_model=True, cleanup_on_exit=True)
+    with caplog.at_level(logging.WARNING):
+        async with app.router.lifespan_context(app):
+            assert silent.asked == 1  # started, serving, the warm-up given up
+            assert silent.cancelled == 1
+    assert "the model gave no token in 0.2 s of warm-up" in caplog.text
+
+    # A limit of 0 asks for no warm-up at all.
+    skipped = SilentModel()
+    settings = make_settings(model_warm_up_timeout_s=0, pool_size=0)
+    app = create_app(settings, generator=skipped, warm_up_model=True, cleanup_on_exit=True)
+    async with app.router.lifespan_context(app):
+        assert skipped.asked == 0

@@ -34,6 +34,17 @@ def _is_loopback(host: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C, while the model loads or after uvicorn's clean stop (which raises the
+        # signal again so that the process ends as one stopped by it): end that way,
+        # without the traceback Python would print.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(prog="python -m interpreter")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP service")
@@ -96,14 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
     build_wire_types()
     freeze_startup_objects()
-    try:
-        GracefulServer(config, app).run()
-    except KeyboardInterrupt:
-        # After a clean stop on Ctrl-C uvicorn raises the signal again, so that the
-        # process ends as one stopped by it; Python would print that as a traceback.
-        # End the same way, without the traceback.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+    GracefulServer(config, app).run()
 
 
 def _setting_errors(exc: ValidationError) -> str:

@@ -18,6 +18,7 @@ import uvicorn
 from model_runner.generator import GenerationRequest, GenerationStream, GenerationUsage
 from model_runner.harmony import load_encoding
 from model_runner.server import create_app
+from model_runner.startup import WARM_UP_PROMPT
 
 
 @dataclass
@@ -40,10 +41,10 @@ class ScriptedGenerator:
     e.g. ``"<|channel|>analysis to=python code<|message|>print(1)<|call|>"``, or
     ``Paused`` text. It is cut at ``max_tokens`` like a real model's output.
 
-    A service started with ``python -m interpreter serve`` asks its model for one greedy
-    token before it serves (``ResponsesService.warm_up``). Such a request is no turn of a
-    conversation: it is answered with one token, counted in ``warm_ups``, and takes
-    nothing from the script.
+    A service started with ``python -m interpreter serve`` asks its model for one token of
+    a new conversation whose user says "Hi" before it serves (``ResponsesService.warm_up``).
+    That request is no turn of a test's conversation: it is answered with one token,
+    counted in ``warm_ups``, and takes nothing from the script.
     """
 
     name = "scripted-double"
@@ -67,7 +68,7 @@ class ScriptedGenerator:
         self.warm_ups = 0
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
-        if request.max_tokens == 1 and request.temperature == 0.0:
+        if request.max_tokens == 1 and self._is_warm_up(request.prompt_tokens):
             self.warm_ups += 1
             one = self.encoding.encode("Hello")[:1]
             usage = GenerationUsage(prompt_tokens=len(request.prompt_tokens))
@@ -91,6 +92,10 @@ class ScriptedGenerator:
         return GenerationStream(
             self._play(tokens[: request.max_tokens], request.stop_tokens, pause), usage
         )
+
+    def _is_warm_up(self, prompt: list[int]) -> bool:
+        """The warm-up's prompt: a new conversation whose user says "Hi"."""
+        return self.encoding.decode(prompt).endswith(WARM_UP_PROMPT)
 
     async def _play(
         self, tokens: list[int], stop: frozenset[int], pause: tuple[int, Paused] | None = None

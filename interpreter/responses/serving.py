@@ -452,20 +452,37 @@ class ResponsesService:
         """Before serving: one token from a new conversation's first prompt, so that the
         first response after a start finds today's system message in the model's prefix
         cache and, for a model in a process of its own, a connection already open and
-        its route already run once. A failure, or no token within
-        ``model_warm_up_timeout_s``, is logged, not raised: the model was already loaded
+        its route already run once.
+
+        Best effort: a failure, no token within ``model_warm_up_timeout_s``, or a stop
+        asked for meanwhile ends it, logged, never raised. The model was already loaded
         or probed, and a response will say what goes wrong."""
         timeout_s = self.settings.model_warm_up_timeout_s
         if not timeout_s:
             return
         system = self.builder.system_prompt(conversation_date=None, effort=None, with_python=True)
         prompt = self.renderer.render_prompt([*self.builder.prefix(system, ""), user_message("Hi")])
+        warming = asyncio.ensure_future(generate_one_token(self.generator, prompt))
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            await asyncio.wait_for(generate_one_token(self.generator, prompt), timeout_s)
-        except ModelRunnerError as exc:
-            log.warning("the model's warm-up failed: %s", exc)
-        except TimeoutError:
-            log.warning("the model gave no token in %g s of warm-up; serving without it", timeout_s)
+            await asyncio.wait(
+                (warming, stopping), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopping.cancel()
+            warming.cancel()
+            (outcome,) = await asyncio.gather(warming, return_exceptions=True)
+        if isinstance(outcome, asyncio.CancelledError):
+            if self._stopping.is_set():
+                log.info("a stop was asked for during the model's warm-up; it was ended")
+            else:
+                log.warning(
+                    "the model gave no token in %g s of warm-up; serving without it", timeout_s
+                )
+        elif isinstance(outcome, ModelRunnerError):
+            log.warning("the model's warm-up failed: %s", outcome)
+        elif isinstance(outcome, BaseException):
+            log.warning("the model's warm-up failed", exc_info=outcome)
 
     async def recover(self) -> None:
         """Settle the responses the last run of the service left unfinished (it was

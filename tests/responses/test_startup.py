@@ -74,9 +74,11 @@ class SilentModel(ScriptedGenerator):
     def __init__(self) -> None:
         super().__init__([])
         self.asked = 0
+        self.first_asked = asyncio.Event()
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
         self.asked += 1
+        self.first_asked.set()
         usage = GenerationUsage(prompt_tokens=len(request.prompt_tokens))
         return GenerationStream(self._never(), usage)
 
@@ -89,7 +91,7 @@ class SilentModel(ScriptedGenerator):
         yield 0
 
 
-async def test_a_model_silent_at_warm_up_delays_the_start_by_the_warm_ups_limit_only(
+async def test_a_start_whose_model_gives_no_warm_up_token_serves_after_the_limit(
     make_settings: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     silent = SilentModel()
@@ -107,3 +109,23 @@ async def test_a_model_silent_at_warm_up_delays_the_start_by_the_warm_ups_limit_
     app = create_app(settings, generator=skipped, warm_up_model=True, cleanup_on_exit=True)
     async with app.router.lifespan_context(app):
         assert skipped.asked == 0
+
+
+async def test_a_stop_asked_for_during_the_warm_up_ends_it_at_once(
+    make_settings: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    silent = SilentModel()
+    # A limit no test waits out: only the stop can end this warm-up.
+    settings = make_settings(model_warm_up_timeout_s=3600, pool_size=0)
+    app = create_app(settings, generator=silent, warm_up_model=True, cleanup_on_exit=True)
+
+    async def stop_once_asked() -> None:
+        await silent.first_asked.wait()
+        app.state.responses.begin_shutdown()  # what Ctrl-C or SIGTERM calls first
+
+    stopping = asyncio.create_task(stop_once_asked())
+    with caplog.at_level(logging.INFO):
+        async with app.router.lifespan_context(app):
+            assert silent.cancelled == 1
+    await stopping
+    assert "a stop was asked for during the model's warm-up" in caplog.text

@@ -26,8 +26,11 @@ import pydantic
 from model_runner.generator import GenerationRequest, Generator
 from model_runner.harmony import load_encoding
 
-#: What ``warm_up`` generates from: a user's word and the assistant's header.
-WARM_UP_PROMPT = "<|start|>user<|message|>Hi<|end|><|start|>assistant"
+#: What a warm-up's user says, in the model's process and in the service's.
+WARM_UP_MESSAGE = "Hi"
+#: What ``warm_up`` generates from: the user's word and the assistant's header. The
+#: service's warm-up prompt ends the same way, after its system message.
+WARM_UP_PROMPT = f"<|start|>user<|message|>{WARM_UP_MESSAGE}<|end|><|start|>assistant"
 
 
 def freeze_startup_objects() -> None:

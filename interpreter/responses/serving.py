@@ -51,7 +51,7 @@ from interpreter.sessions.manager import SessionManager
 from model_runner.errors import ModelRunnerError
 from model_runner.generator import Generator
 from model_runner.harmony import SystemPrompt, user_message
-from model_runner.startup import generate_one_token
+from model_runner.startup import WARM_UP_MESSAGE, generate_one_token
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +461,9 @@ class ResponsesService:
         if not timeout_s:
             return
         system = self.builder.system_prompt(conversation_date=None, effort=None, with_python=True)
-        prompt = self.renderer.render_prompt([*self.builder.prefix(system, ""), user_message("Hi")])
+        prompt = self.renderer.render_prompt(
+            [*self.builder.prefix(system, ""), user_message(WARM_UP_MESSAGE)]
+        )
         warming = asyncio.ensure_future(generate_one_token(self.generator, prompt))
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:

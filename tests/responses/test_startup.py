@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from interpreter.api.app import create_app
 from model_runner.errors import ModelNotFound
@@ -91,12 +92,17 @@ class SilentModel(ScriptedGenerator):
         yield 0
 
 
+def warming_up(make_settings: Callable[..., Any], model: SilentModel, limit_s: float) -> FastAPI:
+    """A service that warms ``model`` up before serving, for at most ``limit_s``."""
+    settings = make_settings(model_warm_up_timeout_s=limit_s, pool_size=0)
+    return create_app(settings, generator=model, warm_up_model=True, cleanup_on_exit=True)
+
+
 async def test_a_start_whose_model_gives_no_warm_up_token_serves_after_the_limit(
     make_settings: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     silent = SilentModel()
-    settings = make_settings(model_warm_up_timeout_s=0.2, pool_size=0)
-    app = create_app(settings, generator=silent, warm_up_model=True, cleanup_on_exit=True)
+    app = warming_up(make_settings, silent, limit_s=0.2)
     with caplog.at_level(logging.WARNING):
         async with app.router.lifespan_context(app):
             assert silent.asked == 1  # started, serving, the warm-up given up
@@ -105,8 +111,7 @@ async def test_a_start_whose_model_gives_no_warm_up_token_serves_after_the_limit
 
     # A limit of 0 asks for no warm-up at all.
     skipped = SilentModel()
-    settings = make_settings(model_warm_up_timeout_s=0, pool_size=0)
-    app = create_app(settings, generator=skipped, warm_up_model=True, cleanup_on_exit=True)
+    app = warming_up(make_settings, skipped, limit_s=0)
     async with app.router.lifespan_context(app):
         assert skipped.asked == 0
 
@@ -115,9 +120,7 @@ async def test_a_stop_asked_for_during_the_warm_up_ends_it_at_once(
     make_settings: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     silent = SilentModel()
-    # A limit no test waits out: only the stop can end this warm-up.
-    settings = make_settings(model_warm_up_timeout_s=3600, pool_size=0)
-    app = create_app(settings, generator=silent, warm_up_model=True, cleanup_on_exit=True)
+    app = warming_up(make_settings, silent, limit_s=3600)  # only the stop can end it
 
     async def stop_once_asked() -> None:
         await silent.first_asked.wait()
